@@ -1,0 +1,231 @@
+"""Bundled and shipped example networks.
+
+* ``small``: a hand-made six-reaction network with closed-form FBA/FVA answers (for tests).
+* ``textbook`` (E. coli core), ``iJO1366`` and ``salmonella``: the SBML models cobra ships offline.
+* :func:`yeast`: Yeast 5.21 and 7.6 from the FALCON benchmark data in ``shared/data/falcon_yeast``
+  (not shipped with the package; see :func:`shared_data_dir`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+
+from bayesflux.errors import ModelReadError
+from bayesflux.network import Network, read_sbml
+
+__all__ = [
+    "AVAILABLE",
+    "load",
+    "small",
+    "textbook",
+    "ijo1366",
+    "salmonella",
+    "yeast",
+    "read_cobra_mat",
+    "shared_data_dir",
+]
+
+
+def small() -> Network:
+    """Seven reactions, four metabolites: ``A`` taken up (at most 10) and turned into ``D`` two ways.
+
+    ``EX_A: A <->`` (uptake <= 10), ``R1: A -> B``, ``R2: A -> C``, ``R3: B -> D``, ``R4: C -> D``,
+    ``R5: B <-> C``, ``BIOMASS: D ->`` (the objective). Maximum biomass is 10; at the optimum
+    R1..R4 range over [0, 10] and R5 over [-10, 10].
+    """
+    return Network.from_stoichiometry(
+        {
+            "EX_A": {"A": -1},
+            "R1": {"A": -1, "B": 1},
+            "R2": {"A": -1, "C": 1},
+            "R3": {"B": -1, "D": 1},
+            "R4": {"C": -1, "D": 1},
+            "R5": {"B": -1, "C": 1},
+            "BIOMASS": {"D": -1},
+        },
+        bounds={"EX_A": (-10.0, 1000.0), "R5": (-1000.0, 1000.0)},
+        objective={"BIOMASS": 1.0},
+        gpr={"R1": "g1", "R2": "g2 or g3", "R3": "g4 and g5", "R4": "g4 and g5", "R5": "g6"},
+        id="small",
+    )
+
+
+def _cobra_model(filename: str) -> Callable[[], Network]:
+    def load() -> Network:
+        return read_sbml(resources.files("cobra") / "data" / filename)
+
+    load.__doc__ = f"The ``{filename}`` model shipped with cobra, read offline."
+    return load
+
+
+textbook = _cobra_model("textbook.xml.gz")
+ijo1366 = _cobra_model("iJO1366.xml.gz")
+salmonella = _cobra_model("salmonella.xml.gz")
+
+_LOADERS: dict[str, Callable[[], Network]] = {
+    "small": small,
+    "textbook": textbook,
+    "ecoli_core": textbook,
+    "iJO1366": ijo1366,
+    "salmonella": salmonella,
+}
+AVAILABLE: tuple[str, ...] = tuple(_LOADERS)
+
+
+@cache
+def _load_cached(name: str) -> Network:
+    return _LOADERS[name]()
+
+
+def load(name: str) -> Network:
+    """Load a bundled network by name (see :data:`AVAILABLE`). Networks are immutable, so cached."""
+    if name not in _LOADERS:
+        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(AVAILABLE)}")
+    return _load_cached(name)
+
+
+# ---------------------------------------------------------------------- shared benchmark data
+def shared_data_dir() -> Path | None:
+    """The ``shared/data`` folder beside the checkout, or ``$BAYESFLUX_SHARED_DATA``; None if absent."""
+    env = os.environ.get("BAYESFLUX_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [
+        Path(__file__).resolve().parents[3] / "shared" / "data",
+        Path.cwd().parent / "shared" / "data",
+        Path.cwd() / "shared" / "data",
+    ]
+    return next((p for p in candidates if p.is_dir()), None)
+
+
+def _strings(values: np.ndarray) -> list[str]:
+    """MATLAB cell arrays of strings (empty cells load as empty arrays) to Python strings."""
+    return ["" if isinstance(v, np.ndarray) else str(v) for v in np.atleast_1d(values)]
+
+
+_X_REF = re.compile(r"x\((\d+)\)")
+
+
+def _rules_to_gpr(rules: list[str], genes: list[str]) -> list[str]:
+    """COBRA ``rules`` (``x(3) & (x(5) | x(7))``) to gene rules (``G3 and (G5 or G7)``)."""
+
+    def gene(match: re.Match) -> str:
+        return genes[int(match.group(1)) - 1]
+
+    return [
+        _X_REF.sub(gene, r).replace("&", " and ").replace("|", " or ") if r else ""
+        for r in rules
+    ]
+
+
+def read_cobra_mat(path: str | Path, *, variable: str | None = None) -> Network:
+    """Read a MATLAB COBRA model struct (fields ``S, rxns, mets, lb, ub, c`` and rules).
+
+    cobra's own ``load_matlab_model`` requires compartment suffixes on metabolite ids, which the
+    Yeast 5.21 file lacks; this reader takes the struct as it is. Gene rules come from
+    ``grRules`` or, failing that, from ``rules`` (``x(i)`` references into ``genes``).
+    """
+    path = Path(path)
+    try:
+        data = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
+    except (OSError, ValueError) as exc:
+        raise ModelReadError(f"could not read {path}: {exc}") from exc
+    names = [k for k in data if not k.startswith("__")] if variable is None else [variable]
+    if len(names) != 1 or names[0] not in data:
+        raise ModelReadError(f"{path}: expected one model struct, found {names}")
+    m = data[names[0]]
+    fields = set(getattr(m, "_fieldnames", ()))
+    missing = {"S", "rxns", "mets", "lb", "ub"} - fields
+    if missing:
+        raise ModelReadError(f"{path}: COBRA struct lacks field(s) {sorted(missing)}")
+    genes = _strings(m.genes) if "genes" in fields else []
+    if "grRules" in fields:
+        gpr = _strings(m.grRules)
+    elif "rules" in fields:
+        gpr = _rules_to_gpr(_strings(m.rules), genes)
+    else:
+        gpr = None
+    mets = _strings(m.mets)
+    if "comps" in fields:
+        comps = dict(zip(_strings(m.comps), _strings(m.compNames)))
+        met_comps = [x[x.rfind("[") + 1 : -1] if x.endswith("]") else "" for x in mets]
+    else:  # Yeast 5: compartment named in brackets at the end of the metabolite name
+        met_names = _strings(m.metNames) if "metNames" in fields else [""] * len(mets)
+        met_comps = [n[n.rfind("[") + 1 : -1] if n.endswith("]") else "" for n in met_names]
+        comps = {c: c for c in dict.fromkeys(met_comps) if c}
+    c = np.asarray(m.c, dtype=float) if "c" in fields else None
+    if "osense" in fields and np.ndim(m.osense) == 0 and float(m.osense or -1) > 0 and c is not None:
+        c = -c  # osense = +1 means minimise
+    return Network(
+        reactions=_strings(m.rxns),
+        metabolites=mets,
+        S=sp.csr_array(m.S),
+        lb=np.asarray(m.lb, dtype=float),
+        ub=np.asarray(m.ub, dtype=float),
+        objective=c,
+        gpr=gpr,
+        genes=genes or None,
+        reaction_names=_strings(m.rxnNames) if "rxnNames" in fields else None,
+        metabolite_names=_strings(m.metNames) if "metNames" in fields else None,
+        metabolite_compartments=met_comps,
+        compartments=comps,
+        id=path.stem,
+    )
+
+
+_YEAST_FILES = {
+    "5.21": "falcon_yeast/hpcof/yeast_5.21_MCISB.mat",
+    "7.6": "falcon_yeast/yeast7.6/yeast_7.6_cobra.mat",
+}
+
+
+def _yeast_reversible(version: str, path: Path, network: Network) -> np.ndarray:
+    """The model's own reversibility flags (``rev`` in 5.21, the 'Reversible' column for 7.6)."""
+    if version == "5.21":
+        rev = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["model"].rev
+        return np.asarray(rev, dtype=bool)
+    import pandas as pd
+
+    table = pd.read_csv(path.with_suffix(".txt"), sep="\t", index_col=0)
+    return table["Reversible"].reindex(list(network.reactions)).fillna(0).to_numpy(bool)
+
+
+def yeast(
+    version: Literal["5.21", "7.6"] = "5.21",
+    *,
+    constraints: Literal["high", "minimal"] = "high",
+    data_dir: str | Path | None = None,
+) -> Network:
+    """Yeast 5.21 or 7.6 as used in the FALCON benchmark (seed 003, Table 1).
+
+    ``constraints="high"`` keeps the bounds as shipped; ``"minimal"`` opens every gene-associated,
+    non-exchange reaction that the model flags reversible (``lb = -ub``), as in the paper.
+    """
+    if version not in _YEAST_FILES:
+        raise KeyError(f"unknown yeast model version {version!r}; use one of {list(_YEAST_FILES)}")
+    if constraints not in ("high", "minimal"):
+        raise ValueError(f"constraints must be 'high' or 'minimal', not {constraints!r}")
+    root = Path(data_dir) if data_dir is not None else shared_data_dir()
+    if root is None or not (root / _YEAST_FILES[version]).is_file():
+        raise ModelReadError(
+            f"yeast {version} model not found under {root}; set BAYESFLUX_SHARED_DATA to the "
+            "folder holding falcon_yeast/"
+        )
+    path = root / _YEAST_FILES[version]
+    network = read_cobra_mat(path)
+    if constraints == "minimal":
+        rev = _yeast_reversible(version, path, network)
+        has_gene = np.array([bool(g) for g in network.gpr])
+        open_ = rev & has_gene & ~network.is_exchange & (network.lb >= 0)
+        network = replace(network, lb=np.where(open_, -network.ub, network.lb))
+    return network

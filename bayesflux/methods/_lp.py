@@ -1,0 +1,136 @@
+"""Flux-balance linear programs, built once in cvxpy and re-solved by HiGHS.
+
+The problem ``min w @ v  s.t.  S v = 0, lb <= v <= ub, [extra constraints]`` is written in cvxpy
+with the weights ``w`` as a ``Parameter`` (so it is DPP and compiled once). For many re-solves
+(FVA) the canonical LP that cvxpy compiles is handed to one persistent HiGHS instance, whose
+primal simplex restarts from the previous optimal basis after each change of costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import cvxpy as cp
+import highspy
+import numpy as np
+
+from bayesflux.errors import InfeasibleError, SolverError, UnboundedError
+from bayesflux.network import Network
+
+__all__ = ["FluxLP"]
+
+_PRIMAL_SIMPLEX = 4  # HiGHS simplex_strategy: a cost change keeps the basis primal feasible
+
+
+def check_status(status: str, what: str) -> None:
+    """Raise the typed error matching a cvxpy status."""
+    if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        return
+    if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        raise InfeasibleError(f"{what} is infeasible: no flux satisfies S v = 0 and the bounds")
+    if status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+        raise UnboundedError(f"{what} is unbounded: the objective can grow without limit")
+    raise SolverError(f"{what}: the solver ended with status {status!r}")
+
+
+class FluxLP:
+    """``min w @ v`` over the flux polytope of a network, with optional extra linear constraints.
+
+    Parameters
+    ----------
+    network
+        The network whose ``S v = 0`` and bounds define the feasible set.
+    extra
+        Functions ``v -> list of cvxpy constraints`` added to the problem (e.g. an objective floor).
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        extra: Sequence[Callable[[cp.Variable], list[cp.Constraint]]] = (),
+    ) -> None:
+        self.network = network
+        n = network.n_reactions
+        self.v = cp.Variable(n, name="v", bounds=[network.lb.copy(), network.ub.copy()])
+        self.weights = cp.Parameter(n, name="w", value=np.zeros(n))
+        constraints = [network.S @ self.v == 0]
+        for make in extra:
+            constraints += make(self.v)
+        self.problem = cp.Problem(cp.Minimize(self.weights @ self.v), constraints)
+        if not self.problem.is_dpp():  # pragma: no cover - guarded by tests
+            raise SolverError("flux LP is not DPP; it would be recompiled on every solve")
+
+    def solve(self, weights: np.ndarray, *, what: str = "flux balance LP") -> np.ndarray:
+        """Solve once through cvxpy; returns the optimal fluxes or raises a typed error."""
+        self.weights.value = np.asarray(weights, dtype=float)
+        self.problem.solve(solver=cp.HIGHS)
+        check_status(self.problem.status, what)
+        return np.asarray(self.v.value, dtype=float)
+
+    def hot_start(self) -> _HotStartHighs:
+        """A persistent HiGHS model of the compiled problem for fast repeated re-solves."""
+        return _HotStartHighs(self)
+
+
+class _HotStartHighs:
+    """The canonical LP of a :class:`FluxLP`, loaded once into HiGHS.
+
+    cvxpy maps the single variable ``v`` to the first columns of its canonical LP and the
+    objective ``w @ v`` to the cost vector ``w``; both facts are checked when the model is built.
+    """
+
+    def __init__(self, lp: FluxLP) -> None:
+        n = lp.network.n_reactions
+        saved = lp.weights.value
+        probe = np.random.default_rng(0).normal(size=n)
+        lp.weights.value = probe
+        data, _, _ = lp.problem.get_problem_data(cp.HIGHS)
+        lp.weights.value = saved
+        cost = data["c"]
+        if data["param_prob"].var_id_to_col.get(lp.v.id) != 0 or not np.allclose(cost[:n], probe):
+            raise SolverError("unexpected cvxpy canonical form: cannot map costs to fluxes")
+        A = data["A"].tocsc()
+        n_eq = data["dims"].zero
+        inf = highspy.kHighsInf
+        b = data["b"]
+        model = highspy.HighsLp()
+        model.num_col_ = A.shape[1]
+        model.num_row_ = A.shape[0]
+        model.col_cost_ = np.zeros(A.shape[1])
+        lower, upper = data["lower_bounds"], data["upper_bounds"]
+        model.col_lower_ = np.full(A.shape[1], -inf) if lower is None else lower
+        model.col_upper_ = np.full(A.shape[1], inf) if upper is None else upper
+        model.row_lower_ = np.concatenate([b[:n_eq], np.full(b.size - n_eq, -inf)])
+        model.row_upper_ = b
+        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        model.a_matrix_.start_ = A.indptr
+        model.a_matrix_.index_ = A.indices
+        model.a_matrix_.value_ = A.data
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("simplex_strategy", _PRIMAL_SIMPLEX)
+        self.highs.passModel(model)
+        self.n = n
+        self._columns = np.arange(A.shape[1], dtype=np.int32)
+        self._cost = np.zeros(A.shape[1])
+
+    def minimize(self, j: int, sign: float) -> tuple[float, np.ndarray | None]:
+        """``min sign * v_j``; returns (optimal value of ``sign * v_j``, fluxes or None if unbounded)."""
+        self._cost[:] = 0.0
+        self._cost[j] = sign
+        self.highs.changeColsCost(self._cost.size, self._columns, self._cost)
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            x = np.asarray(self.highs.getSolution().col_value[: self.n])
+            return float(self.highs.getInfo().objective_function_value), x
+        # Only costs change between solves, so the feasible set stays non-empty: "unbounded or
+        # infeasible" can only mean unbounded here.
+        if status in (
+            highspy.HighsModelStatus.kUnbounded,
+            highspy.HighsModelStatus.kUnboundedOrInfeasible,
+        ):
+            return -np.inf, None
+        if status == highspy.HighsModelStatus.kInfeasible:
+            raise InfeasibleError("flux variability LP became infeasible")
+        raise SolverError(f"HiGHS ended with status {self.highs.modelStatusToString(status)}")
