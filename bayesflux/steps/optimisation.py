@@ -1,8 +1,4 @@
-"""Pipeline steps of ``bayesflux run``: thin adapters from config options to the public functions.
-
-Each step is ``step(network, *, previous, **options)``; ``previous`` maps earlier step names to
-their results. Capabilities register their steps here.
-"""
+"""Pipeline steps of the optimisation methods (FBA, FVA)."""
 
 from __future__ import annotations
 
