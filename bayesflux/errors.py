@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BayesfluxError",
     "NetworkError",
+    "GPRSyntaxError",
     "ModelReadError",
     "ConfigError",
     "InfeasibleError",
@@ -19,6 +20,15 @@ class BayesfluxError(Exception):
 
 class NetworkError(BayesfluxError, ValueError):
     """A metabolic network is malformed (duplicate ids, bad bounds, unknown metabolites...)."""
+
+
+class GPRSyntaxError(NetworkError):
+    """A gene-protein-reaction rule cannot be parsed; the message gives the rule and position."""
+
+    def __init__(self, message: str, *, rule: str = "", position: int = -1) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.position = position
 
 
 class ModelReadError(BayesfluxError, OSError):

@@ -145,8 +145,10 @@ class Network:
             raise NetworkError("objective must be a finite vector with one entry per reaction")
         set_(self, "objective", _readonly(obj))
 
-        gpr = tuple("" for _ in rxns) if self.gpr is None else tuple(
-            "" if g is None else str(g).strip() for g in self.gpr
+        gpr = (
+            tuple("" for _ in rxns)
+            if self.gpr is None
+            else tuple("" if g is None else str(g).strip() for g in self.gpr)
         )
         set_(self, "gpr", self._per(gpr, n, "gpr"))
         if self.genes is None:
@@ -275,9 +277,7 @@ class Network:
             rxn.gene_reaction_rule = self.gpr[j]
             reactions.append(rxn)
         model.add_reactions(reactions)
-        model.objective = {
-            r: float(c) for r, c in zip(reactions, self.objective) if c != 0.0
-        }
+        model.objective = {r: float(c) for r, c in zip(reactions, self.objective) if c != 0.0}
         model.objective_direction = "max"
         return model
 
@@ -333,10 +333,10 @@ class Network:
 
     # ------------------------------------------------------------------ derived views
     def split_irreversible(self) -> IrreversibleSplit:
-        """Split each reaction into a forward part (if ``ub > 0``) and a backward part (if ``lb < 0``).
+        """Split each reaction into a forward (if ``ub > 0``) and a backward part (if ``lb < 0``).
 
         The forward part has bounds ``[max(lb, 0), ub]``, the backward part ``[max(-ub, 0), -lb]``
-        with column ``-S_j`` and id ``<id>_reverse``; reactions fixed at zero keep one forward column.
+        with column ``-S_j`` and id ``<id>_reverse``; a reaction fixed at zero keeps one column.
         """
         fwd = np.flatnonzero((self.ub > 0) | (self.lb >= 0))
         bwd = np.flatnonzero(self.lb < 0)
@@ -491,4 +491,3 @@ def as_network(model: Network | cobra.Model | str | Path) -> Network:
     if cobra is not None and isinstance(model, cobra.Model):
         return Network.from_cobra(model)
     raise TypeError(f"expected a Network, cobra.Model or model path, got {type(model).__name__}")
-

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
 
 from tqdm.auto import tqdm
 
 __all__ = ["progress_bar"]
 
-T = TypeVar("T")
 
-
-def progress_bar(items: Iterable[T], *, desc: str, disable: bool = False, **kwargs) -> Iterable[T]:
+def progress_bar[T](
+    items: Iterable[T], *, desc: str, disable: bool = False, **kwargs
+) -> Iterable[T]:
     """Wrap an iterable in a progress bar written to stderr."""
     return tqdm(items, desc=desc, disable=disable, leave=False, dynamic_ncols=True, **kwargs)

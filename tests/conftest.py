@@ -28,8 +28,9 @@ def textbook():
 @pytest.fixture(scope="session")
 def textbook_cobra():
     """cobra's E. coli core; copy it (``model.copy()``) before changing it in a test."""
-    from cobra.io import read_sbml_model
     from importlib import resources
+
+    from cobra.io import read_sbml_model
 
     return read_sbml_model(str(resources.files("cobra") / "data" / "textbook.xml.gz"))
 

@@ -38,7 +38,7 @@ __all__ = [
 
 
 def small() -> Network:
-    """Seven reactions, four metabolites: ``A`` taken up (at most 10) and turned into ``D`` two ways.
+    """Seven reactions, four metabolites: ``A`` taken up (at most 10), turned into ``D`` two ways.
 
     ``EX_A: A <->`` (uptake <= 10), ``R1: A -> B``, ``R2: A -> C``, ``R3: B -> D``, ``R4: C -> D``,
     ``R5: B <-> C``, ``BIOMASS: D ->`` (the objective). Maximum biomass is 10; at the optimum
@@ -97,7 +97,7 @@ def load(name: str) -> Network:
 
 # ---------------------------------------------------------------------- shared benchmark data
 def shared_data_dir() -> Path | None:
-    """The ``shared/data`` folder beside the checkout, or ``$BAYESFLUX_SHARED_DATA``; None if absent."""
+    """``$BAYESFLUX_SHARED_DATA`` or ``shared/data`` beside the checkout; None if absent."""
     env = os.environ.get("BAYESFLUX_SHARED_DATA")
     candidates = [Path(env)] if env else []
     candidates += [
@@ -123,8 +123,7 @@ def _rules_to_gpr(rules: list[str], genes: list[str]) -> list[str]:
         return genes[int(match.group(1)) - 1]
 
     return [
-        _X_REF.sub(gene, r).replace("&", " and ").replace("|", " or ") if r else ""
-        for r in rules
+        _X_REF.sub(gene, r).replace("&", " and ").replace("|", " or ") if r else "" for r in rules
     ]
 
 
@@ -164,8 +163,9 @@ def read_cobra_mat(path: str | Path, *, variable: str | None = None) -> Network:
         met_comps = [n[n.rfind("[") + 1 : -1] if n.endswith("]") else "" for n in met_names]
         comps = {c: c for c in dict.fromkeys(met_comps) if c}
     c = np.asarray(m.c, dtype=float) if "c" in fields else None
-    if "osense" in fields and np.ndim(m.osense) == 0 and float(m.osense or -1) > 0 and c is not None:
-        c = -c  # osense = +1 means minimise
+    minimise = "osense" in fields and np.ndim(m.osense) == 0 and float(m.osense or -1) > 0
+    if minimise and c is not None:
+        c = -c  # COBRA osense = +1 means minimise; a Network's objective is maximised
     return Network(
         reactions=_strings(m.rxns),
         metabolites=mets,
@@ -196,8 +196,10 @@ def _yeast_reversible(version: str, path: Path, network: Network) -> np.ndarray:
         return np.asarray(rev, dtype=bool)
     import pandas as pd
 
-    table = pd.read_csv(path.with_suffix(".txt"), sep="\t", index_col=0)
-    return table["Reversible"].reindex(list(network.reactions)).fillna(0).to_numpy(bool)
+    # The text export lists reactions (8 columns), then metabolites; keep the reaction rows.
+    table = pd.read_csv(path.with_suffix(".txt"), sep="\t", nrows=network.n_reactions)
+    flags = table.set_index("Rxn name")["Reversible"].reindex(list(network.reactions))
+    return flags.fillna(0).to_numpy(bool)
 
 
 def yeast(

@@ -115,7 +115,7 @@ class _HotStartHighs:
         self._cost = np.zeros(A.shape[1])
 
     def minimize(self, j: int, sign: float) -> tuple[float, np.ndarray | None]:
-        """``min sign * v_j``; returns (optimal value of ``sign * v_j``, fluxes or None if unbounded)."""
+        """``min sign * v_j``: (optimal ``sign * v_j``, fluxes or None if unbounded)."""
         self._cost[:] = 0.0
         self._cost[j] = sign
         self.highs.changeColsCost(self._cost.size, self._columns, self._cost)

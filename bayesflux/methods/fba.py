@@ -23,9 +23,7 @@ def objective_vector(network: Network, objective: Mapping[str, float] | None) ->
     return c
 
 
-def fba(
-    network, *, objective: Mapping[str, float] | None = None, sense: str = "max"
-) -> xr.Dataset:
+def fba(network, *, objective: Mapping[str, float] | None = None, sense: str = "max") -> xr.Dataset:
     """Optimise a linear objective over the steady-state flux polytope.
 
     Parameters

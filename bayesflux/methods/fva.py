@@ -69,7 +69,9 @@ def fva(
     try:
         lp.solve(np.zeros(network.n_reactions), what=f"FVA on {network.id!r}")
     except InfeasibleError as exc:
-        raise InfeasibleError(f"{exc}; the objective floor {fraction} x optimum cannot be met") from exc
+        raise InfeasibleError(
+            f"{exc}; the objective floor {fraction} x optimum cannot be met"
+        ) from exc
     highs = lp.hot_start()
 
     bounds = (network.lb, network.ub)
