@@ -20,6 +20,15 @@ from bayesflux.network import Network
 __all__ = ["FluxLP"]
 
 _PRIMAL_SIMPLEX = 4  # HiGHS simplex_strategy: a cost change keeps the basis primal feasible
+# Fluxes span 1e-6..1e3 and biomass coefficients reach 1e-5, so HiGHS's default feasibility
+# tolerance (1e-7) lets an objective floor slip enough to move some ranges by ~1e-6.
+_TOLERANCE = 1e-9
+_DECIDED = (
+    highspy.HighsModelStatus.kOptimal,
+    highspy.HighsModelStatus.kUnbounded,
+    highspy.HighsModelStatus.kInfeasible,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible,
+)
 
 
 def check_status(status: str, what: str) -> None:
@@ -69,7 +78,7 @@ class FluxLP:
 
     def hot_start(self) -> _HotStartHighs:
         """A persistent HiGHS model of the compiled problem for fast repeated re-solves."""
-        return _HotStartHighs(self)
+        return _HotStartHighs(self, what=f"flux LP on {self.network.id!r}")
 
 
 class _HotStartHighs:
@@ -79,7 +88,8 @@ class _HotStartHighs:
     objective ``w @ v`` to the cost vector ``w``; both facts are checked when the model is built.
     """
 
-    def __init__(self, lp: FluxLP) -> None:
+    def __init__(self, lp: FluxLP, *, what: str) -> None:
+        self.what = what
         n = lp.network.n_reactions
         saved = lp.weights.value
         probe = np.random.default_rng(0).normal(size=n)
@@ -109,28 +119,54 @@ class _HotStartHighs:
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
         self.highs.setOptionValue("simplex_strategy", _PRIMAL_SIMPLEX)
+        self.highs.setOptionValue("primal_feasibility_tolerance", _TOLERANCE)
+        self.highs.setOptionValue("dual_feasibility_tolerance", _TOLERANCE)
         self.highs.passModel(model)
         self.n = n
         self._columns = np.arange(A.shape[1], dtype=np.int32)
         self._cost = np.zeros(A.shape[1])
 
-    def minimize(self, j: int, sign: float) -> tuple[float, np.ndarray | None]:
-        """``min sign * v_j``: (optimal ``sign * v_j``, fluxes or None if unbounded)."""
-        self._cost[:] = 0.0
-        self._cost[j] = sign
+    def _retry(self) -> highspy.HighsModelStatus:
+        """A hot start that ends undecided (rare, tight tolerances): solve cold, then at 1e-7."""
+        self.highs.clearSolver()
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        if status in _DECIDED:
+            return status
+        for name in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
+            self.highs.setOptionValue(name, 1e-7)
+        self.highs.clearSolver()
+        self.highs.run()
+        for name in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
+            self.highs.setOptionValue(name, _TOLERANCE)
+        return self.highs.getModelStatus()
+
+    def minimize(self, cost: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """``min cost @ v``: (optimal value, fluxes), or ``(-inf, None)`` if unbounded."""
+        self._cost[: self.n] = cost
         self.highs.changeColsCost(self._cost.size, self._columns, self._cost)
         self.highs.run()
         status = self.highs.getModelStatus()
+        if status not in _DECIDED:
+            status = self._retry()
         if status == highspy.HighsModelStatus.kOptimal:
             x = np.asarray(self.highs.getSolution().col_value[: self.n])
             return float(self.highs.getInfo().objective_function_value), x
-        # Only costs change between solves, so the feasible set stays non-empty: "unbounded or
-        # infeasible" can only mean unbounded here.
+        if status == highspy.HighsModelStatus.kUnbounded:
+            return -np.inf, None
         if status in (
-            highspy.HighsModelStatus.kUnbounded,
+            highspy.HighsModelStatus.kInfeasible,
             highspy.HighsModelStatus.kUnboundedOrInfeasible,
         ):
-            return -np.inf, None
-        if status == highspy.HighsModelStatus.kInfeasible:
-            raise InfeasibleError("flux variability LP became infeasible")
-        raise SolverError(f"HiGHS ended with status {self.highs.modelStatusToString(status)}")
+            # Tell the two apart with a zero objective: only feasibility is left to decide.
+            self.highs.changeColsCost(self._cost.size, self._columns, np.zeros_like(self._cost))
+            self.highs.run()
+            if self.highs.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+                return -np.inf, None
+            raise InfeasibleError(
+                f"{self.what} is infeasible: no flux satisfies S v = 0, the bounds "
+                "and the extra constraints"
+            )
+        raise SolverError(
+            f"{self.what}: HiGHS ended with status {self.highs.modelStatusToString(status)}"
+        )

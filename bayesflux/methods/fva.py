@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from bayesflux.errors import InfeasibleError
+from bayesflux.errors import UnboundedError
 from bayesflux.methods._lp import FluxLP
 from bayesflux.methods.fba import objective_vector
 from bayesflux.network import as_network
@@ -22,7 +22,7 @@ from bayesflux.results import flux_dataset
 
 __all__ = ["fva"]
 
-_AT_BOUND = 1e-9  # a solution this close to a bound attains it (HiGHS feasibility tol is 1e-7)
+_AT_BOUND = 1e-9  # a solution this close to a bound attains it (the LP's feasibility tolerance)
 
 
 def fva(
@@ -62,28 +62,27 @@ def fva(
     extra = []
     if fraction > 0:
         c = objective_vector(network, objective)
-        optimum = float(c @ FluxLP(network).solve(-c, what=f"FBA on {network.id!r}"))
+        value, _ = FluxLP(network).hot_start().minimize(-c)
+        if not np.isfinite(value):
+            raise UnboundedError(f"FBA on {network.id!r} is unbounded; FVA needs a finite optimum")
+        optimum = -value
         floor = fraction * optimum
         extra.append(lambda v: [c @ v >= floor])
-    lp = FluxLP(network, extra)
-    try:
-        lp.solve(np.zeros(network.n_reactions), what=f"FVA on {network.id!r}")
-    except InfeasibleError as exc:
-        raise InfeasibleError(
-            f"{exc}; the objective floor {fraction} x optimum cannot be met"
-        ) from exc
-    highs = lp.hot_start()
+    highs = FluxLP(network, extra).hot_start()
 
     bounds = (network.lb, network.ub)
     result = np.full((2, network.n_reactions), np.nan)
     wanted = np.zeros((2, network.n_reactions), dtype=bool)
     wanted[:, idx] = True
+    cost = np.zeros(network.n_reactions)
     jobs = [(k, j) for k in (0, 1) for j in idx]
     for k, j in progress_bar(jobs, desc=f"FVA {network.id}", disable=not progress):
         if not np.isnan(result[k, j]):
             continue
         sign = 1.0 if k == 0 else -1.0
-        value, x = highs.minimize(int(j), sign)
+        cost[j] = sign
+        value, x = highs.minimize(cost)
+        cost[j] = 0.0
         result[k, j] = sign * value
         if x is None:
             continue

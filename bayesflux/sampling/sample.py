@@ -1,0 +1,318 @@
+"""``sample_fluxes``: many vectorised hit-and-run chains on a flux polytope, as an ArviZ DataTree.
+
+Chains run in jit-compiled blocks of ``block_size`` draws (``lax.scan`` over draws, ``vmap`` over
+chains). Every block's random keys derive from ``(seed, chain, block index)`` only, so a run split
+into pieces gives the same draws as one uninterrupted run. With ``checkpoint=DIR`` each finished
+block (its draws and the chains' last states) is written atomically to ``DIR/block_NNNNNN.npz``;
+calling again with the same arguments resumes after the last block on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import arviz_base
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from bayesflux.errors import ConfigError
+from bayesflux.network import as_network
+from bayesflux.progress import progress_bar
+from bayesflux.results import provenance
+from bayesflux.sampling import hit_and_run
+from bayesflux.sampling.hit_and_run import HitAndRunState
+from bayesflux.sampling.kernel import HitAndRun
+from bayesflux.sampling.polytope import LinearConstraint, Polytope, polytope
+
+__all__ = ["sample_fluxes", "sample_polytope"]
+
+
+def _fingerprint(sampler: HitAndRun, **settings) -> str:
+    h = hashlib.sha256()
+    for a in (sampler.poly.A, sampler.poly.b, sampler.rounding.L, sampler.rounding.center):
+        h.update(np.ascontiguousarray(np.round(a, 12)).tobytes())
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _write_block(directory: Path, index: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write one block atomically (temporary file, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=".block.", suffix=".npz", dir=directory)
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, directory / f"block_{index:06d}.npz")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_blocks(directory: Path, n_blocks: int) -> list[dict[str, np.ndarray]]:
+    blocks = []
+    for i in range(n_blocks):
+        path = directory / f"block_{i:06d}.npz"
+        if not path.is_file():
+            break
+        with np.load(path) as data:
+            blocks.append({k: data[k] for k in data.files})
+    return blocks
+
+
+def _open_checkpoint(directory: Path, fingerprint: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = directory / "meta.json"
+    if meta.is_file():
+        stored = json.loads(meta.read_text()).get("fingerprint")
+        if stored != fingerprint:
+            raise ConfigError(
+                f"checkpoint {directory} was written by a different run (other polytope, "
+                "seed, chains, kernel, thinning or block size); use a new checkpoint folder"
+            )
+    else:
+        meta.write_text(json.dumps({"fingerprint": fingerprint}))
+
+
+@partial(jax.jit, static_argnames=("direction", "thinning", "block_size", "logdensity_fn"))
+def _run_block(keys, state, A, b, offset, M, *, direction, thinning, block_size, logdensity_fn):
+    """``block_size`` draws of every chain (``vmap`` over chains, ``scan`` over draws).
+
+    The polytope enters as arguments, not constants, so one compilation serves every polytope of
+    the same shape.
+    """
+    log_target = None if logdensity_fn is None else (lambda y: logdensity_fn(offset + M @ y))
+    kernel = hit_and_run.build_kernel(
+        A, b, direction=direction, logdensity_fn=log_target, thinning=thinning
+    )
+
+    def one_chain(key, state):
+        def body(carry, k):
+            new, info = kernel(k, carry)
+            return new, (new.position, info.acceptance_rate, info.chord_length, new.logdensity)
+
+        return jax.lax.scan(body, state, jax.random.split(key, block_size))
+
+    return jax.vmap(one_chain)(keys, state)
+
+
+def sample_polytope(
+    sampler: HitAndRun,
+    *,
+    num_chains: int = 4,
+    num_draws: int = 1000,
+    num_warmup: int | None = None,
+    seed: int = 0,
+    block_size: int = 100,
+    progress: bool = False,
+    checkpoint: str | Path | None = None,
+    reactions: Sequence[str] | None = None,
+    attrs: dict | None = None,
+) -> xr.DataTree:
+    """Run ``num_chains`` chains of ``sampler`` and return fluxes as an ArviZ DataTree.
+
+    See :func:`sample_fluxes` for the parameters; ``sampler`` fixes polytope, rounding, direction
+    and thinning.
+    """
+    for name, value in (
+        ("num_chains", num_chains),
+        ("num_draws", num_draws),
+        ("block_size", block_size),
+    ):
+        if int(value) < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value}")
+    num_warmup = max(1, num_draws // 10) if num_warmup is None else int(num_warmup)
+    if num_warmup < 0:
+        raise ConfigError(f"num_warmup must be >= 0, got {num_warmup}")
+    warm_blocks = -(-num_warmup // block_size)
+    n_blocks = warm_blocks + -(-num_draws // block_size)
+
+    chain_keys = jax.random.split(jax.random.key(int(seed)), num_chains)
+    state = jax.vmap(sampler.init_state)(jnp.zeros((num_chains, sampler.poly.dim)))
+    blocks: list[dict[str, np.ndarray]] = []
+    directory = None
+    if checkpoint is not None:
+        directory = Path(checkpoint)
+        fingerprint = _fingerprint(
+            sampler,
+            seed=int(seed),
+            num_chains=int(num_chains),
+            block_size=int(block_size),
+            warm_blocks=warm_blocks,
+            direction=sampler.direction,
+            thinning=sampler.thinning,
+            target=sampler.logdensity_fn is not None,
+        )
+        _open_checkpoint(directory, fingerprint)
+        blocks = _read_blocks(directory, n_blocks)
+        if blocks:
+            last = blocks[-1]
+            state = HitAndRunState(
+                jnp.asarray(last["position"]),
+                jnp.asarray(last["slack"]),
+                jnp.asarray(last["logdensity"]),
+            )
+
+    run_block = partial(
+        _run_block,
+        A=sampler._A,
+        b=sampler._b,
+        offset=sampler._offset,
+        M=sampler._M,
+        direction=sampler.direction,
+        thinning=sampler.thinning,
+        block_size=block_size,
+        logdensity_fn=sampler.logdensity_fn,
+    )
+    todo = range(len(blocks), n_blocks)
+    for i in progress_bar(todo, desc=f"sampling {sampler.poly.id}", disable=not progress):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(chain_keys, i)
+        state, (y, acc, length, logp) = run_block(keys, state)
+        block = {
+            "y": np.asarray(y),
+            "acceptance_rate": np.asarray(acc),
+            "chord_length": np.asarray(length),
+            "lp": np.asarray(logp),
+            "position": np.asarray(state.position),
+            "slack": np.asarray(state.slack),
+            "logdensity": np.asarray(state.logdensity),
+        }
+        if directory is not None:
+            _write_block(directory, i, block)
+        blocks.append(block)
+
+    kept = blocks[warm_blocks:]
+    y = np.concatenate([blk["y"] for blk in kept], axis=1)[:, :num_draws]
+    stats = {
+        k: np.concatenate([blk[k] for blk in kept], axis=1)[:, :num_draws]
+        for k in ("acceptance_rate", "chord_length", "lp")
+    }
+    flux = np.asarray(sampler.to_fluxes(jnp.asarray(y)))
+    names = (
+        list(reactions)
+        if reactions
+        else (list(sampler.poly.reactions) or [f"x{k}" for k in range(flux.shape[-1])])
+    )
+    sample_stats = {
+        "acceptance_rate": stats["acceptance_rate"],
+        "chord_length": stats["chord_length"],
+    }
+    if sampler.logdensity_fn is not None:
+        sample_stats["lp"] = stats["lp"]
+    tree = arviz_base.from_dict(
+        {"posterior": {"flux": flux}, "sample_stats": sample_stats},
+        dims={"flux": ["reaction"]},
+        coords={"reaction": names},
+    )
+    tree.attrs.update(attrs or {})
+    tree["posterior"].attrs.update(attrs or {})
+    return tree
+
+
+def sample_fluxes(
+    network,
+    *,
+    num_chains: int = 4,
+    num_draws: int = 1000,
+    thinning: int | None = None,
+    num_warmup: int | None = None,
+    seed: int = 0,
+    kernel: Literal["coordinate", "random"] | HitAndRun = "coordinate",
+    rounding: Literal["ep", "mve", "none"] = "ep",
+    constraints: Sequence[LinearConstraint | tuple] = (),
+    logdensity_fn: Callable[[jax.Array], jax.Array] | None = None,
+    block_size: int = 100,
+    progress: bool = False,
+    checkpoint: str | Path | None = None,
+) -> xr.DataTree:
+    """Sample fluxes uniformly (or from ``logdensity_fn``) on the flux polytope of a network.
+
+    Parameters
+    ----------
+    network
+        A :class:`~bayesflux.Network`, ``cobra.Model``, model file, bundled dataset name, or a
+        :class:`Polytope`.
+    num_chains, num_draws
+        Chains (vectorised with ``vmap``) and kept draws per chain.
+    thinning
+        Hit-and-run moves per kept draw; defaults to the polytope dimension ``d``.
+    num_warmup
+        Draws discarded at the start of each chain (default ``num_draws // 10``).
+    seed
+        Seed of all random numbers; equal seeds give identical draws.
+    kernel
+        ``"coordinate"`` or ``"random"`` hit-and-run, or a configured :class:`HitAndRun`.
+    rounding
+        ``"ep"`` (Expectation Propagation, default), ``"mve"`` (inscribed ellipsoid) or ``"none"``.
+    constraints
+        Extra :class:`LinearConstraint` s on the fluxes.
+    logdensity_fn
+        Unnormalised log density of the fluxes ``v`` (hit-and-run Metropolis); None for uniform.
+    block_size
+        Draws per compiled block (and per checkpoint file).
+    progress
+        Show a progress bar over blocks.
+    checkpoint
+        Folder for per-block checkpoints; an interrupted run resumes from it.
+
+    Returns
+    -------
+    xarray.DataTree
+        ``posterior/flux`` (chain, draw, reaction) and ``sample_stats`` (``acceptance_rate``,
+        ``chord_length``, ``lp`` for a non-uniform target), ready for ``arviz.summary``.
+    """
+    if isinstance(kernel, HitAndRun):
+        sampler = kernel
+    else:
+        if isinstance(network, Polytope):
+            poly = network
+            if constraints:
+                raise ConfigError("constraints apply to a network, not to a ready Polytope")
+        else:
+            poly = polytope(as_network(network), constraints=constraints)
+        if kernel not in ("coordinate", "random"):
+            raise ConfigError(f"unknown kernel {kernel!r}; expected 'coordinate' or 'random'")
+        sampler = HitAndRun(
+            poly,
+            rounding=rounding,
+            direction=kernel,
+            thinning=poly.dim if thinning is None else int(thinning),
+            logdensity_fn=logdensity_fn,
+        )
+    poly = sampler.poly
+    attrs = {
+        "method": "hit-and-run",
+        "network": poly.id,
+        "kernel": sampler.direction,
+        "rounding": sampler.rounding.method,
+        "log_volume": sampler.rounding.log_volume,
+        "dimension": poly.dim,
+        "n_constraints": poly.n_constraints,
+        "thinning": sampler.thinning,
+        "seed": int(seed),
+    }
+    if not isinstance(network, Polytope):
+        attrs = provenance(
+            "hit-and-run",
+            as_network(network),
+            **{k: v for k, v in attrs.items() if k not in ("method", "network")},
+        )
+    return sample_polytope(
+        sampler,
+        num_chains=num_chains,
+        num_draws=num_draws,
+        num_warmup=num_warmup,
+        seed=seed,
+        block_size=block_size,
+        progress=progress,
+        checkpoint=checkpoint,
+        attrs=attrs,
+    )

@@ -1,0 +1,63 @@
+"""Pipeline step ``sample``: uniform (hit-and-run) sampling of the flux polytope."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from bayesflux.network import Network
+from bayesflux.pipeline import register_step
+from bayesflux.sampling import LinearConstraint, sample_fluxes
+
+
+def _sample_summary(result: xr.DataTree) -> str:
+    flux = result["posterior"]["flux"]
+    chains, draws = flux.sizes["chain"], flux.sizes["draw"]
+    sd = flux.std(("chain", "draw")).to_series()
+    widest = ", ".join(f"{r} sd {sd[r]:.3g}" for r in sd.sort_values(ascending=False).index[:3])
+    attrs = result.attrs
+    return (
+        f"{chains} chains x {draws} draws, {attrs.get('kernel')} hit-and-run on a "
+        f"{attrs.get('dimension')}-dimensional polytope ({attrs.get('rounding')} rounding, "
+        f"log volume proxy {float(attrs.get('log_volume', np.nan)):.4g}); widest: {widest}"
+    )
+
+
+@register_step("sample", summarize=_sample_summary)
+def sample_step(
+    network: Network,
+    *,
+    previous,
+    num_chains: int = 4,
+    num_draws: int = 1000,
+    thinning: int | None = None,
+    num_warmup: int | None = None,
+    seed: int = 0,
+    kernel: str = "coordinate",
+    rounding: str = "ep",
+    constraints: list[dict] | None = None,
+    checkpoint: str | None = None,
+    progress: bool = True,
+) -> xr.DataTree:
+    """``constraints``: a list of ``{coefficients = {rxn = c}, lower = .., upper = ..}`` tables."""
+    cons = [
+        LinearConstraint(
+            dict(c["coefficients"]), float(c.get("lower", -np.inf)), float(c.get("upper", np.inf))
+        )
+        for c in constraints or []
+    ]
+    return sample_fluxes(
+        network,
+        num_chains=num_chains,
+        num_draws=num_draws,
+        thinning=thinning,
+        num_warmup=num_warmup,
+        seed=seed,
+        kernel=kernel,
+        rounding=rounding,
+        constraints=cons,
+        checkpoint=None if checkpoint is None else Path(checkpoint),
+        progress=progress,
+    )

@@ -1,0 +1,205 @@
+"""ESS per second of bayesflux hit-and-run beside hopsy and cobra's OptGP, in one process.
+
+    python benchmarks/bench_sampling.py [--models textbook iJO1366] [--chains 4] [--draws N]
+                                        [--skip-hopsy] [--skip-optgp] [--rounding-study]
+
+For each model every sampler produces the same number of draws (chains x draws; OptGP as one
+chain of that length). ESS is arviz's bulk ESS per reaction (reactions with zero spread left out);
+min and median over reactions are divided by wall time: "total" includes preprocessing (polytope,
+rounding / PolyRound / OptGP warm-up points) and, for bayesflux, JAX compilation; "sampling" is the
+chains alone (for bayesflux a second, already compiled run with the next seed).
+bayesflux and hopsy use coordinate hit-and-run with the same thinning (the polytope dimension).
+
+hopsy's preprocessing (``hopsy.round``, PolyRound) of iJO1366 did not finish in 20 minutes on a
+2-core machine (hopsy 1.7.0); pass ``--skip-hopsy`` for genome-scale models there.
+
+``--rounding-study`` compares EP, the maximum-volume ellipsoid and no rounding on E. coli core by
+the minimum ESS per hit-and-run step over three seeds (how the default rounding was chosen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import arviz as az  # noqa: E402
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+from bayesflux import datasets  # noqa: E402
+from bayesflux.sampling import HitAndRun, polytope, sample_polytope  # noqa: E402
+
+warnings.filterwarnings("ignore", message="Found chain dimension")
+
+DEFAULT_DRAWS = {"textbook": 1000, "iJO1366": 250}
+
+
+def ess_stats(draws: np.ndarray) -> tuple[float, float]:
+    """Min and median bulk ESS over reactions that vary; ``draws`` is (chain, draw, reaction)."""
+    spread = draws.std(axis=(0, 1))
+    varying = spread > 1e-9 * max(1.0, float(np.abs(draws).max()))
+    ess = np.asarray(az.ess(draws[..., varying], method="bulk"))
+    return float(np.nanmin(ess)), float(np.nanmedian(ess))
+
+
+def run_bayesflux(network, chains: int, draws: int, seed: int = 0, rounding: str = "ep"):
+    """Returns draws of a warm run, total cold time and warm sampling time, and the dimension.
+
+    The cold run (preprocessing + JIT compilation + sampling) is timed end to end; a second run
+    with the next seed reuses the compiled kernel and gives the steady-state sampling time.
+    """
+    t0 = time.perf_counter()
+    poly = polytope(network)
+    sampler = HitAndRun(poly, rounding=rounding, direction="coordinate", thinning=poly.dim)
+    opts = dict(num_chains=chains, num_draws=draws, num_warmup=0, block_size=min(draws, 250))
+    sample_polytope(sampler, seed=seed, **opts)
+    t1 = time.perf_counter()
+    tree = sample_polytope(sampler, seed=seed + 1, **opts)
+    t2 = time.perf_counter()
+    return tree.posterior["flux"].values, t1 - t0, t2 - t1, poly.dim
+
+
+def run_hopsy(network, chains: int, draws: int, thinning: int, seed: int = 0):
+    import hopsy
+
+    t0 = time.perf_counter()
+    lb, ub = network.lb, network.ub
+    eye = np.eye(network.n_reactions)
+    fin_u, fin_l = np.isfinite(ub), np.isfinite(lb)
+    A = np.vstack([eye[fin_u], -eye[fin_l]])
+    b = np.concatenate([ub[fin_u], -lb[fin_l]])
+    problem = hopsy.Problem(A, b)
+    problem = hopsy.add_equality_constraints(
+        problem, network.S.toarray(), np.zeros(network.n_metabolites)
+    )
+    problem = hopsy.round(problem)
+    start = hopsy.compute_chebyshev_center(problem)
+    mcs = [
+        hopsy.MarkovChain(problem, hopsy.UniformCoordinateHitAndRunProposal, starting_point=start)
+        for _ in range(chains)
+    ]
+    rngs = [hopsy.RandomNumberGenerator(seed, i) for i in range(chains)]
+    t1 = time.perf_counter()
+    _, samples = hopsy.sample(mcs, rngs, n_samples=draws, thinning=thinning, n_procs=1)
+    t2 = time.perf_counter()
+    return np.asarray(samples), t2 - t0, t2 - t1
+
+
+def run_optgp(network, n: int, seed: int = 0):
+    from cobra.sampling import OptGPSampler
+
+    model = network.to_cobra()
+    t0 = time.perf_counter()
+    sampler = OptGPSampler(model, processes=1, thinning=100, seed=seed)
+    t1 = time.perf_counter()
+    frame = sampler.sample(n)
+    t2 = time.perf_counter()
+    return frame[list(network.reactions)].to_numpy()[None], t2 - t0, t2 - t1
+
+
+def report(name: str, draws: np.ndarray, total: float, sampling: float, ref=None) -> dict:
+    lo, med = ess_stats(draws)
+    row = {
+        "min_ess": lo,
+        "median_ess": med,
+        "total": total,
+        "sampling": sampling,
+        "min_ess_s": lo / total,
+        "median_ess_s": med / total,
+        "min_ess_s_sampling": lo / sampling,
+    }
+    print(
+        f"  {name:10s} draws {draws.shape[0]}x{draws.shape[1]:<5d} ESS min {lo:8.1f} median "
+        f"{med:8.1f} | time total {total:7.2f} s (sampling {sampling:7.2f} s) | ESS/s min "
+        f"{row['min_ess_s']:9.2f} median {row['median_ess_s']:9.2f} (sampling only: min "
+        f"{row['min_ess_s_sampling']:9.2f})"
+    )
+    return row
+
+
+def ratios(ours: dict, other: dict, name: str) -> None:
+    print(
+        f"  bayesflux / {name}: min ESS/s x{ours['min_ess_s'] / other['min_ess_s']:.2f}, "
+        f"median ESS/s x{ours['median_ess_s'] / other['median_ess_s']:.2f} (total time); "
+        f"sampling only: min x{ours['min_ess_s_sampling'] / other['min_ess_s_sampling']:.2f}"
+    )
+
+
+def rounding_study(chains: int = 4, draws: int = 500) -> None:
+    """EP vs inscribed ellipsoid vs none on E. coli core, two ways.
+
+    1. isotropy: ``cond(L^-1 Cov(z) L^-T)``, the covariance of the uniform distribution (from 8 x
+       3000 draws) in the rounded coordinates; 1 is perfectly round;
+    2. minimum bulk ESS per 1000 coordinate moves, 3 seeds (noisy: the minimum over reactions).
+    """
+    from bayesflux.sampling import round_polytope
+
+    network = datasets.load("textbook")
+    poly = polytope(network)
+    reference = (
+        sample_polytope(
+            HitAndRun(poly, rounding="mve", thinning=poly.dim),
+            num_chains=8,
+            num_draws=3000,
+            seed=123,
+            block_size=500,
+        )
+        .posterior["flux"]
+        .values.reshape(-1, network.n_reactions)
+    )
+    z = np.linalg.lstsq(poly.N, (reference - poly.v0).T, rcond=None)[0].T
+    cov = np.cov(z.T)
+    print(f"rounding study, E. coli core (d = {poly.dim}), coordinate HR, thinning d:")
+    for rounding in ("ep", "mve", "none"):
+        Li = np.linalg.inv(round_polytope(poly, rounding).L)
+        eig = np.linalg.eigvalsh(Li @ cov @ Li.T)
+        per_step = []
+        for seed in range(3):
+            flux, _, _, d = run_bayesflux(network, chains, draws, seed=seed, rounding=rounding)
+            per_step.append(ess_stats(flux)[0] / (chains * draws * d))
+        print(
+            f"  {rounding:5s} cond of rounded covariance {eig.max() / eig.min():7.2f}; "
+            f"min ESS per 1000 moves ({chains}x{draws} draws): "
+            + ", ".join(f"{1000 * x:.3f}" for x in per_step)
+            + f"  (mean {1000 * np.mean(per_step):.3f})"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["textbook", "iJO1366"])
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--draws", type=int, default=None, help="draws per chain")
+    parser.add_argument("--skip-hopsy", action="store_true")
+    parser.add_argument("--skip-optgp", action="store_true")
+    parser.add_argument("--rounding-study", action="store_true")
+    args = parser.parse_args()
+    for name in args.models:
+        network = datasets.load(name)
+        draws = args.draws or DEFAULT_DRAWS.get(name, 500)
+        print(f"{name}: {network.n_reactions} reactions, {args.chains} chains x {draws} draws")
+        flux, total, sampling, d = run_bayesflux(network, args.chains, draws)
+        print(f"  polytope dimension {d}; thinning {d}")
+        ours = report("bayesflux", flux, total, sampling)
+        if not args.skip_hopsy:
+            try:
+                samples, total, sampling = run_hopsy(network, args.chains, draws, thinning=d)
+            except ImportError:
+                print("  hopsy not installed (pip install hopsy)")
+            else:
+                ratios(ours, report("hopsy", samples, total, sampling), "hopsy")
+        if not args.skip_optgp:
+            samples, total, sampling = run_optgp(network, args.chains * draws)
+            ratios(ours, report("OptGP", samples, total, sampling), "OptGP")
+    if args.rounding_study:  # last, so that the models' timings include JAX compilation
+        rounding_study()
+
+
+if __name__ == "__main__":
+    main()
