@@ -5,6 +5,9 @@ Each step is ``step(network, *, previous, **options)`` registered with
 Each capability keeps its steps in its own module here.
 """
 
-from bayesflux.steps import labeling  # noqa: F401
-from bayesflux.steps import optimisation  # noqa: F401
-from bayesflux.steps import sampling  # noqa: F401
+from bayesflux.steps import (
+    expression,  # noqa: F401
+    labeling,  # noqa: F401
+    optimisation,  # noqa: F401
+    sampling,  # noqa: F401
+)

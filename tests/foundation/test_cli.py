@@ -52,10 +52,11 @@ def test_bundled_example_runs_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "[fba] objective 0.8326" in first.stdout
     tree = read_results(tmp_path / "out.nc")
-    assert set(tree.children) == {"fba", "fva"}
+    assert set(tree.children) == {"fba", "fva", "sample"}
+    assert tree["sample"]["posterior"]["flux"].dims == ("chain", "draw", "reaction")
     assert tree["fva"].to_dataset().sizes["reaction"] == 95
     again = bayesflux("run", str(config))
-    assert "[fba] reused" in again.stdout and "[fva] reused" in again.stdout
+    assert all(f"[{step}] reused" in again.stdout for step in ("fba", "fva", "sample"))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,324 @@
+"""FALCON: fluxes fitted to enzyme-complex abundance (Barker et al. 2015, seed 003, Alg. 3.1).
+
+Reversible reactions are split into ``v_f, v_b >= 0``. For reaction groups ``R_i`` (reactions
+with the same canonical GPR rule) of abundance ``e_i`` and standard deviation ``sigma_i`` the
+linear-fractional least-absolute-deviation program
+
+    min  sum_i d_i / (n sigma_i)
+    s.t. S v = 0,  lb <= v <= ub,  sum_{j in any R_i} (v_jf + v_jb) >= V,
+         -d_i <= sum_{j in R_i} (v_jf + v_jb) - n e_i <= d_i,  n > 0
+
+is solved as an LP after the Charnes-Cooper substitution ``t = 1/n``, ``x = t v``, ``d' = t d``:
+
+    min  sum_i d'_i / sigma_i
+    s.t. S x = 0,  t lb <= x <= t ub,  sum x_enz >= t V,  |G x - e| <= d',  t >= 0,
+
+and ``v = x / t``. After each solve every reaction carrying flux in one direction is fixed to it
+(the smaller of ``v_f, v_b`` gets upper bound 0 in the warm-started HiGHS LP); the loop ends
+when no new reaction becomes irreversible. Repeated runs on randomly permuted columns sample
+alternative optima and report their mean and standard deviation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+import xarray as xr
+
+from bayesflux.errors import InfeasibleError, NetworkError, SolverError
+from bayesflux.expression.abundance import enzyme_abundance, group_abundance
+from bayesflux.network import IrreversibleSplit, as_network
+from bayesflux.results import provenance
+
+__all__ = ["falcon", "FalconLP"]
+
+
+class FalconLP:
+    """The Charnes-Cooper LP of FALCON over an irreversible split, loaded once into HiGHS.
+
+    Columns are ``[x (split fluxes), t, d' (groups)]``. Fixing a direction sets the upper bound of
+    its column to 0, so each re-solve of the iteration warm-starts (dual simplex) from the previous
+    optimal basis instead of starting afresh.
+
+    Parameters
+    ----------
+    split
+        ``network.split_irreversible()``.
+    members
+        Boolean ``groups x reactions`` membership of the reaction groups ``R_i``.
+    abundance, sigma
+        ``e_i`` and ``sigma_i`` per group (already scaled; ``sigma_i > 0``).
+    flux_floor
+        ``V``: lower bound on the total flux through reactions of the groups.
+    order
+        Optional permutation of the split columns (to reach alternative optima).
+    solver_options
+        HiGHS options (``time_limit``, ``simplex_strategy``, ...).
+    """
+
+    def __init__(
+        self,
+        split: IrreversibleSplit,
+        members: np.ndarray,
+        abundance: np.ndarray,
+        sigma: np.ndarray,
+        flux_floor: float,
+        order: np.ndarray | None = None,
+        **solver_options,
+    ) -> None:
+        m = len(split.reactions)
+        g = len(abundance)
+        self.m = m
+        self.order = np.arange(m) if order is None else np.asarray(order)
+        S = sp.csr_array(split.S[:, self.order])
+        lb, ub = split.lb[self.order], split.ub[self.order]
+        G = sp.csr_array(members[:, split.origin[self.order]].astype(float))
+        fin = np.flatnonzero(np.isfinite(ub))
+        pos = np.flatnonzero(lb > 0)
+        enz = (np.asarray(G.sum(axis=0)).ravel() > 0).astype(float)
+        eye_m = sp.eye_array(m, format="csr")
+        col = lambda values, rows: sp.csr_array(np.asarray(values, float).reshape(rows, 1))  # noqa: E731
+        blocks = [
+            [S, None, None],
+            [eye_m[fin], col(-ub[fin], fin.size), None],
+            [eye_m[pos], col(-lb[pos], pos.size), None],
+            [sp.csr_array(enz.reshape(1, m)), col([-flux_floor], 1), None],
+            [G, None, -sp.eye_array(g)],
+            [G, None, sp.eye_array(g)],
+        ]
+        sizes = [S.shape[0], fin.size, pos.size, 1, g, g]
+        keep = [i for i, n in enumerate(sizes) if n]
+        A = sp.bmat([blocks[i] for i in keep], format="csc")
+        if A.shape[1] != m + 1 + g:  # t or d absent from every kept block: pad
+            A = sp.hstack([A, sp.csc_array((A.shape[0], m + 1 + g - A.shape[1]))], format="csc")
+        inf = highspy.kHighsInf
+        lo = [np.zeros(sizes[0]), np.full(sizes[1], -inf), np.zeros(sizes[2]), [0.0],
+              np.full(g, -inf), abundance]
+        hi = [np.zeros(sizes[0]), np.zeros(sizes[1]), np.full(sizes[2], inf), [inf],
+              abundance, np.full(g, inf)]
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
+        lp.col_cost_ = np.concatenate([np.zeros(m + 1), 1.0 / sigma])
+        lp.col_lower_ = np.zeros(A.shape[1])
+        lp.col_upper_ = np.full(A.shape[1], inf)
+        lp.row_lower_ = np.concatenate([np.asarray(lo[i], float) for i in keep])
+        lp.row_upper_ = np.concatenate([np.asarray(hi[i], float) for i in keep])
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = A.indptr
+        lp.a_matrix_.index_ = A.indices
+        lp.a_matrix_.value_ = A.data
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self._time_limit = float(solver_options.pop("time_limit", highspy.kHighsInf))
+        for key, value in solver_options.items():
+            if self.highs.setOptionValue(key, value) == highspy.HighsStatus.kError:
+                raise ValueError(f"unknown or invalid HiGHS option {key}={value!r}")
+        self.highs.passModel(lp)
+        self._closed = np.zeros(m, dtype=bool)
+
+    def _run(self) -> bool:
+        # HiGHS measures time_limit against the instance's total run time: extend it per solve
+        self.highs.setOptionValue("time_limit", self.highs.getRunTime() + self._time_limit)
+        self.highs.run()
+        return self.highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+    def solve(self, closed: np.ndarray) -> tuple[np.ndarray, float]:
+        """Solve with the given closed columns (original order); returns (``v_irr``, objective)."""
+        want = np.asarray(closed, dtype=bool)[self.order]
+        change = np.flatnonzero(want != self._closed)
+        if change.size:
+            upper = np.where(want[change], 0.0, highspy.kHighsInf)
+            self.highs.changeColsBounds(change.size, change.astype(np.int32),
+                                        np.zeros(change.size), upper)
+            self._closed = want
+        if not self._run():
+            # a warm start that stalls numerically: retry from scratch, without presolve, and
+            # with the interior-point solver (crossover to a vertex) before giving up
+            ok = False
+            for option, value, default in (("presolve", "choose", "choose"),
+                                           ("presolve", "off", "choose"),
+                                           ("solver", "ipm", "choose")):
+                self.highs.clearSolver()
+                self.highs.setOptionValue(option, value)
+                ok = self._run()
+                self.highs.setOptionValue(option, default)
+                if ok or self.highs.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+                    break
+            if not ok:
+                status = self.highs.modelStatusToString(self.highs.getModelStatus())
+                if status == "Infeasible":
+                    raise InfeasibleError("FALCON LP is infeasible: no steady-state flux "
+                                          "meets the bounds and the flux floor")
+                raise SolverError(f"FALCON LP: HiGHS ended with status {status!r}")
+        sol = np.asarray(self.highs.getSolution().col_value)
+        t = float(sol[self.m])
+        if not t > 1e-12:
+            # only x = 0 is feasible: no steady state within the bounds carries the floor flux
+            raise InfeasibleError("FALCON LP is infeasible: no steady-state flux within the "
+                                  "bounds carries the flux floor through the enzymatic reactions "
+                                  "(Charnes-Cooper scale t = 1/n = 0); check the bounds or lower "
+                                  "flux_floor")
+        v_irr = np.empty(self.m)
+        v_irr[self.order] = np.maximum(sol[: self.m], 0.0) / t
+        return v_irr, float(self.highs.getInfo().objective_function_value)
+
+
+def _fix_directions(split: IrreversibleSplit, v_irr: np.ndarray, closed: np.ndarray,
+                    tol: float) -> np.ndarray:
+    """Close the smaller direction of every reaction with ``v_f + v_b > 0`` and ``v_f != v_b``."""
+    n = split.to_net.shape[0]
+    fwd = np.full(n, -1)
+    bwd = np.full(n, -1)
+    is_f = split.direction > 0
+    fwd[split.origin[is_f]] = np.flatnonzero(is_f)
+    bwd[split.origin[~is_f]] = np.flatnonzero(~is_f)
+    both = np.flatnonzero((fwd >= 0) & (bwd >= 0))
+    f, b = v_irr[fwd[both]], v_irr[bwd[both]]
+    moving = (f + b > tol) & (np.abs(f - b) > tol)
+    out = closed.copy()
+    out[bwd[both][moving & (f > b)]] = 1.0
+    out[fwd[both][moving & (b > f)]] = 1.0
+    return out
+
+
+def _n_irreversible(split: IrreversibleSplit, closed: np.ndarray) -> int:
+    """Reactions that can run in one direction only, given the closed split columns."""
+    open_ = np.bincount(split.origin, weights=1.0 - closed, minlength=split.to_net.shape[0])
+    return int(np.sum(open_ <= 1))
+
+
+def falcon(
+    network,
+    expression=None,
+    std=None,
+    *,
+    abundance: xr.Dataset | None = None,
+    gpr_method: Literal["min_disjunction", "plain"] = "min_disjunction",
+    use_groups: bool = True,
+    flux_floor: float | None = None,
+    repeats: int = 1,
+    seed: int = 0,
+    max_iterations: int = 100,
+    tol: float = 1e-9,
+    **solver_options,
+) -> xr.Dataset:
+    """Estimate fluxes from expression with FALCON (seed 003, Algorithm 3.1).
+
+    Parameters
+    ----------
+    network
+        Network with GPR rules (or anything ``as_network`` accepts).
+    expression, std
+        Gene expression means and standard deviations (Series or ``{gene: value}``); used through
+        :func:`~bayesflux.expression.enzyme_abundance` unless ``abundance`` is given.
+    abundance
+        A precomputed single-sample result of ``enzyme_abundance`` (``abundance``, ``std``,
+        ``group``).
+    use_groups
+        Reactions with identical rules share one residual (default); ``False`` fits each reaction
+        to its own abundance.
+    flux_floor
+        ``V`` of the constraint ``sum_enzymatic |v| >= V``; default ``u_min / |enzymatic|``, the
+        smallest positive ``max(|lb_j|, |ub_j|)`` over the number of reactions in groups (seed
+        003), or, if no flux reaches it, the smallest non-zero bound magnitude over that number.
+        Small, so it does not bind: the fluxes' scale is otherwise free, only ratios are fitted.
+    repeats
+        Number of runs; runs after the first permute the LP columns (seeded by ``seed``) so the
+        solver can land on alternative optima. The result reports their mean and sd.
+    solver_options
+        HiGHS options (e.g. ``simplex_strategy``); ``time_limit`` per LP solve defaults to 60 s
+        (a solve that stalls is retried from scratch, then without presolve).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``flux`` (mean over runs), ``flux_sd``, ``runs`` (``run`` x ``reaction``), and attrs
+        ``objective``, ``iterations``, ``seconds`` (per run mean). Groups are sigma-weighted
+        (``sigma_i`` floored at the smallest positive sigma; 1 where no std is given).
+    """
+    network = as_network(network)
+    solver_options = {"time_limit": 60.0, **solver_options}
+    if abundance is None:
+        if expression is None:
+            raise ValueError("falcon needs expression data or a precomputed abundance")
+        abundance = enzyme_abundance(network, expression, std, method=gpr_method)
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, not {repeats}")
+    ds = abundance
+    if not use_groups:
+        ds = ds.assign(group=xr.where(ds["group"] >= 0, np.arange(network.n_reactions), -1))
+    e, s, members = group_abundance(ds)
+    if e.size == 0:
+        raise NetworkError(f"no reaction of network {network.id!r} has a measured gene; "
+                           "FALCON has nothing to fit")
+    positive = s[s > 0]
+    sigma = np.maximum(s, positive.min()) if positive.size else np.ones_like(e)
+    floors = [flux_floor]
+    if flux_floor is None:
+        n_enzymatic = int(members.any(axis=0).sum())
+        vmax = np.maximum(np.abs(network.lb), np.abs(network.ub))
+        vmax = vmax[(vmax > 0) & np.isfinite(vmax)]
+        bounds = np.abs(np.concatenate([network.lb, network.ub]))
+        bounds = bounds[(bounds > 0) & np.isfinite(bounds)]
+        floors = [(float(vmax.min()) if vmax.size else 1.0) / n_enzymatic,
+                  (float(bounds.min()) if bounds.size else 1.0) / n_enzymatic]
+    for k, floor in enumerate(floors):
+        try:
+            return _falcon_runs(network, e, sigma, members, floor, repeats, seed,
+                                max_iterations, tol, gpr_method, use_groups, solver_options)
+        except InfeasibleError:
+            if k == len(floors) - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _falcon_runs(network, e, sigma, members, flux_floor, repeats, seed, max_iterations, tol,
+                 gpr_method, use_groups, solver_options) -> xr.Dataset:
+    """The runs of :func:`falcon` at one flux floor."""
+    scale = flux_floor / e.sum() if e.sum() > 0 else 1.0
+    e_scaled, sigma_scaled = e * scale, sigma * scale
+
+    split = network.split_irreversible()
+    rng = np.random.default_rng(seed)
+    runs, objectives, iterations, seconds = [], [], [], []
+    for k in range(repeats):
+        start = time.perf_counter()
+        order = None if k == 0 else rng.permutation(len(split.reactions))
+        lp = FalconLP(split, members, e_scaled, sigma_scaled, flux_floor, order, **solver_options)
+        closed = np.zeros(len(split.reactions))
+        count, it = _n_irreversible(split, closed), 0
+        while True:
+            it += 1
+            v_irr, obj = lp.solve(closed)
+            closed = _fix_directions(split, v_irr, closed, tol)
+            new = _n_irreversible(split, closed)
+            if new <= count or it >= max_iterations:
+                break
+            count = new
+        runs.append(split.to_net @ v_irr)
+        objectives.append(obj)
+        iterations.append(it)
+        seconds.append(time.perf_counter() - start)
+    runs_arr = np.array(runs)
+    coords = {"reaction": list(network.reactions)}
+    return xr.Dataset(
+        {
+            "flux": ("reaction", runs_arr.mean(axis=0)),
+            "flux_sd": ("reaction", runs_arr.std(axis=0, ddof=1) if repeats > 1
+                        else np.zeros(network.n_reactions)),
+            "runs": (("run", "reaction"), runs_arr),
+            "objective": ("run", np.array(objectives)),
+        },
+        coords={**coords, "run": np.arange(repeats)},
+        attrs=provenance(
+            "falcon", network, gpr_method=gpr_method, use_groups=int(use_groups),
+            flux_floor=flux_floor, repeats=repeats, seed=seed,
+            iterations=float(np.mean(iterations)), seconds=float(np.mean(seconds)),
+            n_groups=int(e.size), solver="HiGHS (Charnes-Cooper LP, warm-started)",
+        ),
+    )
+

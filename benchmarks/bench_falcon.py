@@ -1,0 +1,72 @@
+"""FALCON on the Lee et al. (2012) yeast data: seed 003 Table 1 (Pearson r) with timings.
+
+Run: ``python benchmarks/bench_falcon.py [--repeats 4] [--models 5.21 7.6]``.
+
+For Yeast 5.21 / 7.6, highly (HC, as shipped) and minimally (MC) constrained, 75% and 85% of
+maximal growth: FALCON's fluxes of the 7 measured exchange reactions are scaled so the glucose
+uptake equals the measured one (glucose exchange is bounded by -1) and compared by Pearson r.
+``r(mean)`` uses the mean over ``--repeats`` runs (alternative optima, as the paper averaged 32
+runs); ``r(run)`` lists single runs. Paper (Gurobi): Yeast 5 HC 0.99 / 0.99, Yeast 5 MC 75% 1.0,
+Yeast 7 HC 0.99 / 0.98, Yeast 7 MC 0.98 / 0.97; Yeast 7 HC in 5.5 s. The paper used Yeast 7.00;
+7.6 is the available substitute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from bayesflux import datasets
+from bayesflux.errors import BayesfluxError
+from bayesflux.expression import read_flux_data, read_gene_data
+from bayesflux.methods.falcon import falcon
+
+EXCHANGES = ["r_1714", "r_1761", "r_1672", "r_1808", "r_1634", "r_1650", "r_1546"]
+PAPER = {("5.21", "high", "75"): 0.99, ("5.21", "high", "85"): 0.99,
+         ("5.21", "minimal", "75"): 1.0, ("7.6", "high", "75"): 0.99,
+         ("7.6", "high", "85"): 0.98, ("7.6", "minimal", "75"): 0.98,
+         ("7.6", "minimal", "85"): 0.97}
+
+
+def pearson(v: np.ndarray, measured: np.ndarray) -> float:
+    """r of |v| scaled to the measured glucose uptake (all 7 fluxes are uptake/secretion sizes)."""
+    if abs(v[0]) < 1e-12:
+        return float("nan")
+    return float(np.corrcoef(np.abs(v) * measured[0] / abs(v[0]), measured)[0, 1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--models", nargs="+", default=["5.21", "7.6"])
+    parser.add_argument("--constraints", nargs="+", default=["high", "minimal"])
+    args = parser.parse_args()
+    lee = datasets.shared_data_dir() / "falcon_yeast" / "lee2012"
+    print(f"{'model':6} {'cons':8} {'cond':4} {'r(mean)':>8} {'paper':>6} {'s/run':>6} "
+          f"{'iter':>5}  r(run)")
+    for version in args.models:
+        for constraints in args.constraints:
+            net = datasets.yeast(version, constraints=constraints)
+            for cond in ("75", "85"):
+                genes = read_gene_data(lee / f"genedata_{cond}.txt")
+                measured = read_flux_data(lee / f"experimental_fluxes_{cond}.txt").to_numpy()
+                start = time.perf_counter()
+                try:
+                    res = falcon(net, genes["mean"], genes["std"], repeats=args.repeats)
+                except BayesfluxError as exc:
+                    print(f"{version:6} {constraints:8} {cond:4} failed: {exc}")
+                    continue
+                per_run = (time.perf_counter() - start) / args.repeats
+                runs = res["runs"].sel(reaction=EXCHANGES).values
+                r_runs = [pearson(v, measured) for v in runs]
+                r_mean = pearson(runs.mean(axis=0), measured)
+                paper = PAPER.get((version, constraints, cond), float("nan"))
+                print(f"{version:6} {constraints:8} {cond:4} {r_mean:8.3f} {paper:6.2f} "
+                      f"{per_run:6.2f} {res.attrs['iterations']:5.1f}  "
+                      f"{' '.join(f'{r:.2f}' for r in r_runs)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""FALCON: the Charnes-Cooper LP against a direct search over n, exact fits, groups, yeast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize as so
+
+from bayesflux import Network, datasets
+from bayesflux.errors import InfeasibleError, NetworkError
+from bayesflux.expression import enzyme_abundance, group_abundance
+from bayesflux.methods.falcon import FalconLP, falcon
+
+
+@pytest.fixture
+def branch():
+    """A -> B by R1 or R2, B -> C (R3) or D (R4); C, D exported; R5: C <-> D reversible."""
+    return Network.from_stoichiometry(
+        {
+            "EX_A": {"A": 1},
+            "R1": {"A": -1, "B": 1},
+            "R2": {"A": -1, "B": 1},
+            "R3": {"B": -1, "C": 1},
+            "R4": {"B": -1, "D": 1},
+            "R5": {"C": -1, "D": 1},
+            "EX_C": {"C": -1},
+            "EX_D": {"D": -1},
+        },
+        bounds={"EX_A": (0, 10), "R5": (-10, 10)},
+        gpr={"R1": "g1", "R2": "g2", "R3": "g3", "R4": "g4", "R5": "g5"},
+        id="branch",
+    )
+
+
+def _lfp_by_search(split, members, e, sigma, floor):
+    """min over n of the LP  min sum d/(n sigma)  (written directly with scipy's linprog)."""
+    m, g = len(split.reactions), len(e)
+    G = members[:, split.origin].astype(float)
+    enz = (G.sum(axis=0) > 0).astype(float)
+    S = split.S.toarray()
+
+    def value(n):
+        c = np.concatenate([np.zeros(m), 1.0 / (n * sigma)])
+        A_ub = np.block([[G, -np.eye(g)], [-G, -np.eye(g)], [-enz[None], np.zeros((1, g))]])
+        b_ub = np.concatenate([n * e, -n * e, [-floor]])
+        A_eq = np.hstack([S, np.zeros((S.shape[0], g))])
+        bounds = list(zip(split.lb, split.ub)) + [(0, None)] * g
+        res = so.linprog(c, A_ub, b_ub, A_eq, np.zeros(S.shape[0]), bounds=bounds,
+                         method="highs-ipm")
+        return res.fun if res.status == 0 else np.inf
+
+    grid = np.geomspace(1e-3, 1e3, 121)
+    vals = [value(n) for n in grid]
+    k = int(np.argmin(vals))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    best = so.minimize_scalar(value, bounds=(lo, hi), method="bounded",
+                              options={"xatol": 1e-10})
+    return min(best.fun, min(vals))
+
+
+@pytest.mark.parametrize("expr", [[1.0, 2.0, 4.0, 1.0, 0.5], [3.0, 0.1, 1.0, 5.0, 2.0]])
+def test_charnes_cooper_matches_search_over_n(branch, expr):
+    genes = {f"g{i + 1}": x for i, x in enumerate(expr)}
+    sd = {g: 0.1 + 0.2 * i for i, g in enumerate(genes)}
+    ab = enzyme_abundance(branch, genes, sd)
+    e, s, members = group_abundance(ab)
+    split = branch.split_irreversible()
+    lp = FalconLP(split, members, e, s, flux_floor=0.5)
+    v_irr, objective = lp.solve(np.zeros(len(split.reactions)))
+    assert objective == pytest.approx(_lfp_by_search(split, members, e, s, 0.5), rel=1e-5,
+                                      abs=1e-7)
+    v = split.to_net @ v_irr
+    np.testing.assert_allclose(branch.S @ v, 0, atol=1e-8)
+
+
+def test_consistent_expression_is_fitted_exactly(branch):
+    # R1 + R2 = R3 + R4 with R5 = 0 is a steady state proportional to the expression
+    genes = {"g1": 1.0, "g2": 2.0, "g3": 2.0, "g4": 1.0, "g5": 0.0}
+    res = falcon(branch, genes)
+    v = res["flux"].sel(reaction=["R1", "R2", "R3", "R4"]).values
+    np.testing.assert_allclose(v / v[0], [1, 2, 2, 1], rtol=1e-7)
+    assert abs(float(res["flux"].sel(reaction="R5"))) < 1e-9
+    assert float(res["objective"][0]) == pytest.approx(0, abs=1e-9)
+
+
+def test_direction_fixing_and_steady_state(branch):
+    res = falcon(branch, {"g1": 1.0, "g2": 1.0, "g3": 3.0, "g4": 0.2, "g5": 2.5})
+    v = res["flux"].values
+    np.testing.assert_allclose(branch.S @ v, 0, atol=1e-8)
+    assert np.all(v >= branch.lb - 1e-9) and np.all(v <= branch.ub + 1e-9)
+    assert res.attrs["iterations"] >= 1
+    assert float(res["flux"].sel(reaction="R5")) > 0  # C -> D to feed the poorly expressed R4
+
+
+def test_groups_share_one_abundance():
+    net = Network.from_stoichiometry(
+        {"EX_A": {"A": 1}, "R1": {"A": -1, "B": 1}, "R2": {"A": -1, "B": 1},
+         "R3": {"B": -1}},
+        bounds={"EX_A": (0, 10)},
+        gpr={"R1": "gA and gB", "R2": "gB and gA", "R3": "gC"},
+    )
+    res = falcon(net, {"gA": 2.0, "gB": 3.0, "gC": 2.0})
+    v = res["flux"].sel(reaction=["R1", "R2", "R3"]).values
+    assert v[0] + v[1] == pytest.approx(v[2])  # the group {R1, R2} fits e = 2 together
+    assert res.attrs["n_groups"] == 2
+    ungrouped = falcon(net, {"gA": 2.0, "gB": 3.0, "gC": 2.0}, use_groups=False)
+    assert ungrouped.attrs["n_groups"] == 3
+
+
+def test_repeats_report_mean_and_sd(branch):
+    res = falcon(branch, {"g1": 1.0, "g2": 1.0, "g3": 1.0, "g4": 1.0, "g5": 1.0}, repeats=3)
+    assert res["runs"].shape == (3, branch.n_reactions)
+    np.testing.assert_allclose(res["flux"], res["runs"].mean("run"))
+    assert (res["flux_sd"] >= 0).all()
+
+
+def test_bad_input(branch):
+    with pytest.raises(NetworkError, match="no reaction of network 'branch' has a measured"):
+        falcon(branch, {"other": 1.0})
+    with pytest.raises(InfeasibleError):
+        falcon(branch.with_bounds({"EX_C": (20, 30)}), {"g1": 1.0, "g3": 1.0})
+    with pytest.raises(ValueError, match="repeats"):
+        falcon(branch, {"g1": 1.0}, repeats=0)
+
+
+def test_yeast5_high_constraints_75(shared_data):
+    """Seed 003 Table 1, Yeast 5 HC at 75%: paper r = 0.99 (full table: benchmarks)."""
+    from bayesflux.expression import read_flux_data, read_gene_data
+
+    lee = shared_data / "falcon_yeast" / "lee2012"
+    genes = read_gene_data(lee / "genedata_75.txt")
+    measured = read_flux_data(lee / "experimental_fluxes_75.txt").to_numpy()
+    net = datasets.yeast("5.21")
+    res = falcon(net, genes["mean"], genes["std"])
+    ids = ["r_1714", "r_1761", "r_1672", "r_1808", "r_1634", "r_1650", "r_1546"]
+    v = res["flux"].sel(reaction=ids).values
+    predicted = np.abs(v) * measured[0] / abs(v[0])
+    assert np.corrcoef(predicted, measured)[0, 1] >= 0.97
