@@ -10,4 +10,5 @@ from bayesflux.steps import (
     labeling,  # noqa: F401
     optimisation,  # noqa: F401
     sampling,  # noqa: F401
+    thermo,  # noqa: F401
 )

@@ -1,0 +1,259 @@
+"""The thermodynamic-stoichiometric model (TSM) as a mixed-integer linear program in HiGHS.
+
+Columns ``x = [v (n), ln c (m), ΔrG (k), ΔrG0 (k), f (k), r (k)]`` for ``n`` reactions, ``m``
+metabolites and ``k`` reactions under the second law; ``f_j``, ``r_j`` are binaries "may run
+forwards / backwards" (as pyTFA's forward and backward use variables). Rows (Henry et al. 2007)::
+
+    S v = 0
+    ΔrG - ΔrG0 - R T Sₖᵀ ln c = 0
+    v_j <= max(ub_j, 0) f_j,   v_j >= min(lb_j, 0) r_j,   f_j + r_j <= 1
+    ΔrG_j + M_j f_j <= M_j - δ        (f_j = 1: ΔrG_j <= -δ)
+    ΔrG_j - M_j r_j >= δ - M_j        (r_j = 1: ΔrG_j >= δ)
+
+With ``f_j = r_j = 0`` the flux is zero and ``ΔrG_j`` is free, so a reaction whose ``ΔrG`` cannot
+leave ``(-δ, δ)`` (water transport with water fixed) is simply inactive, as the second law says.
+
+``M_j`` is the largest ``|ΔrG_j|`` over the box of ``ln c`` and ``ΔrG0`` plus ``δ``, so the big-M
+rows never cut a thermodynamically allowed point. The model is loaded into HiGHS once; variability
+analysis changes only the cost vector between solves.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from bayesflux.errors import InfeasibleError, SolverError
+from bayesflux.thermo.data import ThermoDataError, ThermoModel
+
+__all__ = ["TSMMilp", "Columns"]
+
+
+class Columns(NamedTuple):
+    """Column slices of the MILP."""
+
+    v: slice
+    lnc: slice
+    drg: slice
+    drg0: slice
+    z: slice
+    zb: slice
+    slack: slice
+
+
+class TSMMilp:
+    """The TSM MILP of a :class:`ThermoModel`, loaded into a persistent HiGHS instance.
+
+    Parameters
+    ----------
+    thermo
+        Thermodynamic data (its network gives ``S`` and flux bounds).
+    drg0_sd_factor
+        ``ΔrG0_j`` may vary within ``mean ± factor · sd`` (0 fixes it at the mean).
+    objective_floor
+        ``(c, value)``: add the row ``cᵀv >= value``.
+    relax_lnc
+        Add slack columns ``s >= 0`` with ``lo - s <= ln c <= hi + s`` (ln c then free within
+        ``±relax_lnc`` of its box) to locate an infeasible metabolome.
+    mip_rel_gap, time_limit
+        HiGHS options for each solve.
+    """
+
+    def __init__(
+        self,
+        thermo: ThermoModel,
+        *,
+        drg0_sd_factor: float = 0.0,
+        objective_floor: tuple[np.ndarray, float] | None = None,
+        relax_lnc: float = 0.0,
+        mip_rel_gap: float = 1e-7,
+        time_limit: float = 60.0,
+    ) -> None:
+        net = thermo.network
+        n, m, k = net.n_reactions, net.n_metabolites, thermo.n_constrained
+        idx = thermo.index
+        lb, ub = net.lb.copy(), net.ub.copy()
+        bad = [net.reactions[j] for j in idx if not (np.isfinite(lb[j]) and np.isfinite(ub[j]))]
+        if bad:
+            raise ThermoDataError(
+                f"reactions under the second law need finite flux bounds (big-M): {bad[:10]}"
+            )
+        lnc_lo = thermo.lnc_lb - relax_lnc
+        lnc_hi = thermo.lnc_ub + relax_lnc
+        sd = thermo.drg0_sd * drg0_sd_factor
+        d_lo, d_hi = thermo.drg0 - sd, thermo.drg0 + sd
+        A = thermo.drg_matrix
+        g_lo = d_lo + np.minimum(A * lnc_lo, A * lnc_hi).sum(axis=1)
+        g_hi = d_hi + np.maximum(A * lnc_lo, A * lnc_hi).sum(axis=1)
+        delta = thermo.margin
+        big_m = np.maximum(g_hi, -g_lo) + delta + 1.0
+        n_s = m if relax_lnc > 0 else 0
+        cols = Columns(
+            slice(0, n),
+            slice(n, n + m),
+            slice(n + m, n + m + k),
+            slice(n + m + k, n + m + 2 * k),
+            slice(n + m + 2 * k, n + m + 3 * k),
+            slice(n + m + 3 * k, n + m + 4 * k),
+            slice(n + m + 4 * k, n + m + 4 * k + n_s),
+        )
+        n_col = cols.slack.stop
+        col_lo = np.concatenate([lb, lnc_lo, g_lo, d_lo, np.zeros(2 * k), np.zeros(n_s)])
+        col_hi = np.concatenate([ub, lnc_hi, g_hi, d_hi, np.ones(2 * k), np.full(n_s, np.inf)])
+
+        I_k = sp.identity(k, format="csr")
+        E = sp.csr_array((np.ones(k), (np.arange(k), idx)), shape=(k, n))  # picks v_j
+        Z = sp.csr_array((k, n))
+
+        def row(*blocks: sp.sparray) -> sp.sparray:
+            return sp.hstack(
+                list(blocks) + ([sp.csr_array((blocks[0].shape[0], n_s))] if n_s else [])
+            )
+
+        zero = {
+            "mk": sp.csr_array((m, k)),
+            "km": sp.csr_array((k, m)),
+            "kk": sp.csr_array((k, k)),
+        }
+        ub_pos, lb_neg = np.maximum(ub[idx], 0.0), np.minimum(lb[idx], 0.0)
+        blocks = [
+            row(net.S, sp.csr_array((m, m)), zero["mk"], zero["mk"], zero["mk"], zero["mk"]),
+            row(Z, -sp.csr_array(A), I_k, -I_k, zero["kk"], zero["kk"]),
+            row(E, zero["km"], zero["kk"], zero["kk"], -sp.diags_array(ub_pos), zero["kk"]),
+            row(E, zero["km"], zero["kk"], zero["kk"], zero["kk"], -sp.diags_array(lb_neg)),
+            row(Z, zero["km"], zero["kk"], zero["kk"], I_k, I_k),
+            row(Z, zero["km"], I_k, zero["kk"], sp.diags_array(big_m), zero["kk"]),
+            row(Z, zero["km"], I_k, zero["kk"], zero["kk"], -sp.diags_array(big_m)),
+        ]
+        inf = np.inf
+        r_lo = [
+            np.zeros(m),
+            np.zeros(k),
+            np.full(k, -inf),
+            np.zeros(k),
+            np.full(k, -inf),
+            np.full(k, -inf),
+            delta - big_m,
+        ]
+        r_hi = [
+            np.zeros(m),
+            np.zeros(k),
+            np.zeros(k),
+            np.full(k, inf),
+            np.ones(k),
+            big_m - delta,
+            np.full(k, inf),
+        ]
+        if n_s:
+            eye = sp.identity(m, format="csr")
+            base = [sp.csr_array((m, n)), eye, sp.csr_array((m, 4 * k))]
+            blocks += [sp.hstack(base + [-eye]), sp.hstack(base + [eye])]
+            r_lo += [np.full(m, -inf), thermo.lnc_lb]
+            r_hi += [thermo.lnc_ub, np.full(m, inf)]
+        if objective_floor is not None:
+            c, value = objective_floor
+            blocks.append(
+                sp.hstack(
+                    [sp.csr_array(np.asarray(c, float)[None, :]), sp.csr_array((1, n_col - n))]
+                )
+            )
+            r_lo.append(np.array([value]))
+            r_hi.append(np.array([inf]))
+        matrix = sp.vstack(blocks).tocsc()
+        row_lo, row_hi = np.concatenate(r_lo), np.concatenate(r_hi)
+
+        lp = highspy.HighsLp()
+        lp.num_col_ = n_col
+        lp.num_row_ = matrix.shape[0]
+        lp.col_cost_ = np.zeros(n_col)
+        hinf = highspy.kHighsInf
+        lp.col_lower_ = np.where(np.isfinite(col_lo), col_lo, -hinf)
+        lp.col_upper_ = np.where(np.isfinite(col_hi), col_hi, hinf)
+        lp.row_lower_ = np.where(np.isfinite(row_lo), row_lo, -hinf)
+        lp.row_upper_ = np.where(np.isfinite(row_hi), row_hi, hinf)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = matrix.indptr
+        lp.a_matrix_.index_ = matrix.indices
+        lp.a_matrix_.value_ = matrix.data
+        integrality = [highspy.HighsVarType.kContinuous] * n_col
+        for j in range(cols.z.start, cols.zb.stop):
+            integrality[j] = highspy.HighsVarType.kInteger
+        lp.integrality_ = integrality
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("mip_rel_gap", mip_rel_gap)
+        self.highs.setOptionValue("mip_abs_gap", 1e-9)
+        self.highs.setOptionValue("time_limit", float(time_limit))
+        self.highs.setOptionValue("random_seed", 0)
+        self.highs.passModel(lp)
+        self.thermo = thermo
+        self.columns = cols
+        self.n_col = n_col
+        self.col_lower = col_lo
+        self.col_upper = col_hi
+        self._all = np.arange(n_col, dtype=np.int32)
+
+    def minimize(self, cost: np.ndarray) -> tuple[str, float, np.ndarray | None]:
+        """``min costᵀ x``: (status, objective, x).
+
+        Status is optimal, infeasible, unbounded or time_limit (then objective is HiGHS's dual
+        bound, a valid lower bound on the optimum, and x is None).
+        """
+        self.highs.changeColsCost(self.n_col, self._all, np.asarray(cost, dtype=float))
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        H = highspy.HighsModelStatus
+        if status == H.kOptimal:
+            x = np.asarray(self.highs.getSolution().col_value)
+            return "optimal", float(self.highs.getInfo().objective_function_value), x
+        if status == H.kInfeasible:
+            return "infeasible", np.inf, None
+        if status in (H.kUnbounded, H.kUnboundedOrInfeasible):
+            return "unbounded", -np.inf, None
+        if status == H.kTimeLimit:
+            bound = float(self.highs.getInfo().mip_dual_bound)
+            if np.isfinite(bound):  # a valid bound on the optimum: outer (conservative) ranges
+                return "time_limit", bound, None
+            raise SolverError(
+                "HiGHS hit the time limit on the thermodynamic MILP without a bound; "
+                "raise time_limit"
+            )
+        raise SolverError(f"HiGHS ended with status {self.highs.modelStatusToString(status)}")
+
+    def unit_cost(self, column: int, sign: float) -> np.ndarray:
+        cost = np.zeros(self.n_col)
+        cost[column] = sign
+        return cost
+
+
+def diagnose_infeasible(thermo: ThermoModel, *, what: str, **options) -> InfeasibleError:
+    """An :class:`InfeasibleError` naming the ``ln c`` bounds that must move for feasibility.
+
+    Solves the TSM with slack on every ``ln c`` bound (minimising the total slack): metabolites
+    with non-zero slack are an infeasible metabolome. If even that fails, the flux bounds (with
+    the loop law) are at fault.
+    """
+    net = thermo.network
+    relaxed = TSMMilp(thermo, relax_lnc=50.0, **options)
+    cost = np.zeros(relaxed.n_col)
+    cost[relaxed.columns.slack] = 1.0
+    status, _, x = relaxed.minimize(cost)
+    if status != "optimal":
+        return InfeasibleError(
+            f"{what} is infeasible: no flux of network {net.id!r} satisfies S v = 0, the flux "
+            "bounds and the loop law (check the flux bounds)"
+        )
+    slack = x[relaxed.columns.slack]
+    lnc = x[relaxed.columns.lnc]
+    at_fault = np.flatnonzero(slack > 1e-6)
+    parts = []
+    for i in at_fault[np.argsort(-slack[at_fault])][:8]:
+        side = "raise upper" if lnc[i] > thermo.lnc_ub[i] else "lower the lower"
+        parts.append(f"{net.metabolites[i]} ({side} ln c bound by {slack[i]:.3g})")
+    return InfeasibleError(
+        f"{what} is infeasible: infeasible metabolome; the ln c bounds of "
+        f"{', '.join(parts)} cannot hold together with the second law, ΔrG0 and the flux bounds"
+    )

@@ -1,0 +1,107 @@
+"""Samplers of the thermodynamically feasible flux space: exactness and agreement.
+
+Target: the triangle network (conftest) whose loop R1 + R2 - R3 (either direction) is forbidden,
+so the feasible set is the half of the flux polytope with R1 >= 0 and R3 >= 0. Reference: i.i.d.
+uniform points by rejection from the box of (R1, R2, R3) (the exchange fluxes follow by mass
+balance). Means are compared with a Monte Carlo standard error test, |Δ| < 4 SE (SE from ArviZ's
+ESS; the chance that a correct sampler fails one comparison is 6e-5; seeds are fixed).
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pytest
+
+from bayesflux.thermo.flux_force import exchange_lower_bound, least_conservative_bounds
+from bayesflux.thermo.orthants import sample_orthants
+from bayesflux.thermo.polytope_b import check_sign_pattern, sign_pattern
+from bayesflux.thermo.tempering import parallel_tempering
+
+REACTIONS = ["R1", "R2", "R3"]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    rng = np.random.default_rng(7)
+    v = rng.uniform(-10, 10, size=(300_000, 3))
+    r1, r2, r3 = v.T
+    ok = (r1 >= 0) & (r3 >= 0)
+    for x in (r1 + r3, r1 - r2, r2 + r3):
+        ok &= (x >= 0) & (x <= 10)
+    v = v[ok]
+    return v.mean(axis=0), v.std(axis=0) / np.sqrt(len(v))
+
+
+@pytest.fixture(scope="module")
+def orthant_draws(triangle_thermo):
+    return sample_orthants(triangle_thermo, num_samples=1000, num_warmup=100, num_chains=4, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tempering_draws(triangle_thermo):
+    return parallel_tempering(
+        triangle_thermo, num_samples=1500, num_warmup=300, num_replicas=3, moves_per_swap=3, seed=4
+    )
+
+
+def _mean_se(tree) -> tuple[np.ndarray, np.ndarray]:
+    flux = tree["posterior"]["flux"].sel(reaction=REACTIONS)
+    ess = az.ess(flux.to_dataset(name="flux"))["flux"].values
+    values = flux.values.reshape(-1, len(REACTIONS))
+    return values.mean(axis=0), values.std(axis=0) / np.sqrt(ess)
+
+
+@pytest.mark.parametrize("which", ["orthant_draws", "tempering_draws"])
+def test_every_draw_is_feasible(which, triangle_thermo, request):
+    """A fresh, uncached LP (scipy linprog on ln c) accepts every draw's sign pattern."""
+    tree = request.getfixturevalue(which)
+    v = tree["posterior"]["flux"].values.reshape(-1, triangle_thermo.network.n_reactions)
+    net = triangle_thermo.network
+    np.testing.assert_allclose(net.S @ v.T, 0.0, atol=1e-9)
+    assert np.all(v >= net.lb - 1e-9) and np.all(v <= net.ub + 1e-9)
+    patterns = np.unique(sign_pattern(v, triangle_thermo), axis=0)
+    assert len(patterns) >= 2  # both orthants (R2 forwards and backwards) are visited
+    assert all(check_sign_pattern(triangle_thermo, s) for s in patterns)
+
+
+@pytest.mark.parametrize("which", ["orthant_draws", "tempering_draws"])
+def test_marginal_means_match_exact_reference(which, reference, request):
+    mean, se = _mean_se(request.getfixturevalue(which))
+    ref_mean, ref_se = reference
+    assert np.all(np.abs(mean - ref_mean) < 4 * np.sqrt(se**2 + ref_se**2)), (mean, ref_mean, se)
+
+
+def test_the_two_samplers_agree(orthant_draws, tempering_draws):
+    m1, s1 = _mean_se(orthant_draws)
+    m2, s2 = _mean_se(tempering_draws)
+    assert np.all(np.abs(m1 - m2) < 4 * np.sqrt(s1**2 + s2**2))
+
+
+def test_tempering_reports_ladder(tempering_draws):
+    stats = tempering_draws["sample_stats"]
+    temps = stats["temperature"].values
+    assert temps[0] == 1.0 and np.all(np.diff(temps) > 0)
+    assert np.all((stats["swap_acceptance"].values > 0) & (stats["swap_acceptance"].values <= 1))
+
+
+def test_flux_force_closed_form():
+    """v+/v- = exp(-ΔrG/RT) = 2 gives v_net = v-, so v_xch = min(v+, v-) = v_net exactly."""
+    rt = 2.5
+    got = exchange_lower_bound(
+        np.array([3.0, -3.0, 0.0]), np.array([-rt * np.log(2.0), rt * np.log(2.0), 5.0]), rt
+    )
+    np.testing.assert_allclose(np.asarray(got), [3.0, 3.0, 0.0])
+
+
+def test_least_conservative_bound_uses_largest_drg(triangle_thermo):
+    v = np.array([[5.0, 4.0, 1.0, 1.0, 3.0, 2.0]])  # R1+, R2+, R3+ (feasible)
+    out = least_conservative_bounds(triangle_thermo, v)
+    # largest |ΔrG1| over B: minimise ΔrG1 = -2 + RT ln(cB/cA) with cA = 0.1; R2 forwards needs
+    # 0.5 + RT ln(cC/cB) <= -δ = -0.1, so cB >= cC e^{0.6/RT} >= 1e-3 e^{0.6/RT}:
+    # min ΔrG1 = -2 + 0.6 - RT ln 100
+    drg = 1.4 + triangle_thermo.rt * np.log(100.0)
+    assert float(out.sel(reaction="R1")[0]) == pytest.approx(
+        4.0 / np.expm1(drg / triangle_thermo.rt)
+    )
+    assert np.all(out.values >= 0)
