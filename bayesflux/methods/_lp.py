@@ -14,6 +14,7 @@ import cvxpy as cp
 import highspy
 import numpy as np
 
+from bayesflux._highs import highs_model
 from bayesflux.errors import InfeasibleError, SolverError, UnboundedError
 from bayesflux.network import Network
 
@@ -101,27 +102,17 @@ class _HotStartHighs:
             raise SolverError("unexpected cvxpy canonical form: cannot map costs to fluxes")
         A = data["A"].tocsc()
         n_eq = data["dims"].zero
-        inf = highspy.kHighsInf
         b = data["b"]
-        model = highspy.HighsLp()
-        model.num_col_ = A.shape[1]
-        model.num_row_ = A.shape[0]
-        model.col_cost_ = np.zeros(A.shape[1])
-        lower, upper = data["lower_bounds"], data["upper_bounds"]
-        model.col_lower_ = np.full(A.shape[1], -inf) if lower is None else lower
-        model.col_upper_ = np.full(A.shape[1], inf) if upper is None else upper
-        model.row_lower_ = np.concatenate([b[:n_eq], np.full(b.size - n_eq, -inf)])
-        model.row_upper_ = b
-        model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        model.a_matrix_.start_ = A.indptr
-        model.a_matrix_.index_ = A.indices
-        model.a_matrix_.value_ = A.data
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
+        self.highs = highs_model(
+            A,
+            col_lower=data["lower_bounds"],
+            col_upper=data["upper_bounds"],
+            row_lower=np.concatenate([b[:n_eq], np.full(b.size - n_eq, -np.inf)]),
+            row_upper=b,
+        )
         self.highs.setOptionValue("simplex_strategy", _PRIMAL_SIMPLEX)
         self.highs.setOptionValue("primal_feasibility_tolerance", _TOLERANCE)
         self.highs.setOptionValue("dual_feasibility_tolerance", _TOLERANCE)
-        self.highs.passModel(model)
         self.n = n
         self._columns = np.arange(A.shape[1], dtype=np.int32)
         self._cost = np.zeros(A.shape[1])

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
+from bayesflux._highs import highs_model
 from bayesflux.errors import InfeasibleError, NetworkError, SolverError
 from bayesflux.expression.abundance import enzyme_abundance, group_abundance
 from bayesflux.network import IrreversibleSplit, as_network
@@ -100,24 +101,17 @@ class FalconLP:
               np.full(g, -inf), abundance]
         hi = [np.zeros(sizes[0]), np.zeros(sizes[1]), np.full(sizes[2], inf), [inf],
               abundance, np.full(g, inf)]
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
-        lp.col_cost_ = np.concatenate([np.zeros(m + 1), 1.0 / sigma])
-        lp.col_lower_ = np.zeros(A.shape[1])
-        lp.col_upper_ = np.full(A.shape[1], inf)
-        lp.row_lower_ = np.concatenate([np.asarray(lo[i], float) for i in keep])
-        lp.row_upper_ = np.concatenate([np.asarray(hi[i], float) for i in keep])
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = A.indptr
-        lp.a_matrix_.index_ = A.indices
-        lp.a_matrix_.value_ = A.data
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
+        self.highs = highs_model(
+            A,
+            cost=np.concatenate([np.zeros(m + 1), 1.0 / sigma]),
+            col_lower=0.0,
+            row_lower=np.concatenate([np.asarray(lo[i], float) for i in keep]),
+            row_upper=np.concatenate([np.asarray(hi[i], float) for i in keep]),
+        )
         self._time_limit = float(solver_options.pop("time_limit", highspy.kHighsInf))
         for key, value in solver_options.items():
             if self.highs.setOptionValue(key, value) == highspy.HighsStatus.kError:
                 raise ValueError(f"unknown or invalid HiGHS option {key}={value!r}")
-        self.highs.passModel(lp)
         self._closed = np.zeros(m, dtype=bool)
 
     def _run(self) -> bool:

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
+from bayesflux._highs import highs_model
 from bayesflux.errors import InfeasibleError, NetworkError, SolverError, UnboundedError
 from bayesflux.network import Network, as_network
 
@@ -215,32 +216,16 @@ def _constraint_rows(
 
 def _highs_model(network: Network, G: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     """One HiGHS LP: columns are fluxes with their bounds; rows ``S v = 0``, ``lo <= G v <= hi``."""
-    import highspy
     import scipy.sparse as sp
 
-    inf = highspy.kHighsInf
-    M = sp.vstack([network.S, sp.csr_array(G)]).tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = M.shape[1], M.shape[0]
-    lp.col_cost_ = np.zeros(M.shape[1])
-    lp.col_lower_ = np.where(np.isfinite(network.lb), network.lb, -inf)
-    lp.col_upper_ = np.where(np.isfinite(network.ub), network.ub, inf)
-    lp.row_lower_ = np.concatenate(
-        [np.zeros(network.n_metabolites), np.where(np.isfinite(lo), lo, -inf)]
+    highs = highs_model(
+        sp.vstack([network.S, sp.csr_array(G)]),
+        col_lower=network.lb,
+        col_upper=network.ub,
+        row_lower=np.concatenate([np.zeros(network.n_metabolites), lo]),
+        row_upper=np.concatenate([np.zeros(network.n_metabolites), hi]),
     )
-    lp.row_upper_ = np.concatenate(
-        [np.zeros(network.n_metabolites), np.where(np.isfinite(hi), hi, inf)]
-    )
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = M.indptr
-    lp.a_matrix_.index_ = M.indices
-    lp.a_matrix_.value_ = M.data
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue(
-        "simplex_strategy", 4
-    )  # primal simplex: a new cost keeps the basis feasible
-    highs.passModel(lp)
+    highs.setOptionValue("simplex_strategy", 4)  # primal simplex: a new cost keeps the basis
     return highs
 
 

@@ -26,6 +26,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from bayesflux._highs import highs_model
 from bayesflux.errors import InfeasibleError, SolverError
 from bayesflux.thermo.data import ThermoDataError, ThermoModel
 
@@ -165,30 +166,20 @@ class TSMMilp:
         matrix = sp.vstack(blocks).tocsc()
         row_lo, row_hi = np.concatenate(r_lo), np.concatenate(r_hi)
 
-        lp = highspy.HighsLp()
-        lp.num_col_ = n_col
-        lp.num_row_ = matrix.shape[0]
-        lp.col_cost_ = np.zeros(n_col)
-        hinf = highspy.kHighsInf
-        lp.col_lower_ = np.where(np.isfinite(col_lo), col_lo, -hinf)
-        lp.col_upper_ = np.where(np.isfinite(col_hi), col_hi, hinf)
-        lp.row_lower_ = np.where(np.isfinite(row_lo), row_lo, -hinf)
-        lp.row_upper_ = np.where(np.isfinite(row_hi), row_hi, hinf)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = matrix.indptr
-        lp.a_matrix_.index_ = matrix.indices
-        lp.a_matrix_.value_ = matrix.data
-        integrality = [highspy.HighsVarType.kContinuous] * n_col
-        for j in range(cols.z.start, cols.zb.stop):
-            integrality[j] = highspy.HighsVarType.kInteger
-        lp.integrality_ = integrality
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
+        integer = np.zeros(n_col, dtype=bool)
+        integer[cols.z.start : cols.zb.stop] = True
+        self.highs = highs_model(
+            matrix,
+            col_lower=col_lo,
+            col_upper=col_hi,
+            row_lower=row_lo,
+            row_upper=row_hi,
+            integer=integer,
+        )
         self.highs.setOptionValue("mip_rel_gap", mip_rel_gap)
         self.highs.setOptionValue("mip_abs_gap", 1e-9)
         self.highs.setOptionValue("time_limit", float(time_limit))
         self.highs.setOptionValue("random_seed", 0)
-        self.highs.passModel(lp)
         self.thermo = thermo
         self.columns = cols
         self.n_col = n_col

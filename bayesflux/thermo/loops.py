@@ -22,6 +22,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 
+from bayesflux._highs import highs_model
 from bayesflux.errors import InfeasibleError, SolverError
 from bayesflux.thermo.data import ThermoDataError, ThermoModel
 
@@ -111,26 +112,17 @@ def enumerate_loops(
     row_lo = np.concatenate([np.zeros(m), np.full(2 * k, -inf), np.full(k, -inf), [1.0]])
     row_hi = np.concatenate([np.zeros(m), np.zeros(2 * k), np.ones(k), [inf]])
     can_fwd, can_bwd = hi > 1e-9, lo < -1e-9
-    lp = highspy.HighsLp()
-    lp.num_col_ = 4 * k
-    lp.num_row_ = matrix.shape[0]
-    lp.col_cost_ = np.concatenate([np.zeros(2 * k), np.ones(2 * k)])
-    lp.col_lower_ = np.zeros(4 * k)
-    lp.col_upper_ = np.concatenate([can_fwd, can_bwd, can_fwd, can_bwd]).astype(float)
-    lp.row_lower_ = row_lo
-    lp.row_upper_ = row_hi
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr
-    lp.a_matrix_.index_ = matrix.indices
-    lp.a_matrix_.value_ = matrix.data
-    lp.integrality_ = [highspy.HighsVarType.kContinuous] * (2 * k) + [
-        highspy.HighsVarType.kInteger
-    ] * (2 * k)
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = highs_model(
+        matrix,
+        cost=np.concatenate([np.zeros(2 * k), np.ones(2 * k)]),
+        col_lower=0.0,
+        col_upper=np.concatenate([can_fwd, can_bwd, can_fwd, can_bwd]).astype(float),
+        row_lower=row_lo,
+        row_upper=row_hi,
+        integer=np.arange(4 * k) >= 2 * k,
+    )
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("random_seed", 0)
-    h.passModel(lp)
     loops: list[Loop] = []
     while len(loops) < max_loops:
         h.run()

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 
+from bayesflux._highs import highs_model
 from bayesflux.errors import SolverError
 from bayesflux.thermo.data import ThermoDataError, ThermoModel
 
@@ -77,22 +78,12 @@ class ConcentrationPolytope:
         I_k = sp.identity(k, format="csr")
         # rows 0..k-1:  A lnc - t <= hi - drg0 ;  rows k..2k-1:  A lnc + t >= lo - drg0
         matrix = sp.vstack([sp.hstack([A, -I_k]), sp.hstack([A, I_k])]).tocsc()
-        inf = highspy.kHighsInf
-        lp = highspy.HighsLp()
-        lp.num_col_ = m + k
-        lp.num_row_ = 2 * k
-        lp.col_cost_ = np.concatenate([np.zeros(m), np.ones(k)])
-        lp.col_lower_ = np.concatenate([thermo.lnc_lb, np.zeros(k)])
-        lp.col_upper_ = np.concatenate([thermo.lnc_ub, np.full(k, inf)])
-        lp.row_lower_ = np.full(2 * k, -inf)
-        lp.row_upper_ = np.full(2 * k, inf)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = matrix.indptr
-        lp.a_matrix_.index_ = matrix.indices
-        lp.a_matrix_.value_ = matrix.data
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
-        self.highs.passModel(lp)
+        self.highs = highs_model(
+            matrix,
+            cost=np.concatenate([np.zeros(m), np.ones(k)]),
+            col_lower=np.concatenate([thermo.lnc_lb, np.zeros(k)]),
+            col_upper=np.concatenate([thermo.lnc_ub, np.full(k, np.inf)]),
+        )
         self._rows = np.arange(2 * k, dtype=np.int32)
         self._m, self._k = m, k
         self.cache: dict[bytes, Violation] = {}

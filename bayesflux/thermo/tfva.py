@@ -19,6 +19,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import xarray as xr
 
+from bayesflux._highs import highs_model
 from bayesflux.methods.fba import objective_vector
 from bayesflux.progress import progress_bar
 from bayesflux.results import provenance
@@ -219,22 +220,13 @@ def _screen_with_lp(
         row_lo.append(np.array([floor[1]]))
         row_hi.append(np.array([np.inf]))
     matrix = sp.vstack(rows).tocsc()
-    inf = highspy.kHighsInf
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = net.n_reactions, matrix.shape[0]
-    lp.col_cost_ = np.zeros(net.n_reactions)
-    lp.col_lower_ = np.where(np.isfinite(net.lb), net.lb, -inf)
-    lp.col_upper_ = np.where(np.isfinite(net.ub), net.ub, inf)
-    lo, hi = np.concatenate(row_lo), np.concatenate(row_hi)
-    lp.row_lower_ = np.where(np.isfinite(lo), lo, -inf)
-    lp.row_upper_ = np.where(np.isfinite(hi), hi, inf)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr
-    lp.a_matrix_.index_ = matrix.indices
-    lp.a_matrix_.value_ = matrix.data
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    highs.passModel(lp)
+    highs = highs_model(
+        matrix,
+        col_lower=net.lb,
+        col_upper=net.ub,
+        row_lower=np.concatenate(row_lo),
+        row_upper=np.concatenate(row_hi),
+    )
     B = ConcentrationPolytope(thermo)
     all_cols = np.arange(net.n_reactions, dtype=np.int32)
     for col in flux_columns:
