@@ -8,19 +8,20 @@ end of ``j``'s range without a solve of its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+import cvxpy as cp
 import numpy as np
 import xarray as xr
 
 from bayesflux.errors import UnboundedError
 from bayesflux.methods._lp import FluxLP
 from bayesflux.methods.fba import objective_vector
-from bayesflux.network import as_network
+from bayesflux.network import Network, as_network
 from bayesflux.progress import progress_bar
 from bayesflux.results import flux_dataset
 
-__all__ = ["fva"]
+__all__ = ["fva", "flux_ranges"]
 
 _AT_BOUND = 1e-9  # a solution this close to a bound attains it (the LP's feasibility tolerance)
 
@@ -68,8 +69,33 @@ def fva(
         optimum = -value
         floor = fraction * optimum
         extra.append(lambda v: [c @ v >= floor])
-    highs = FluxLP(network, extra).hot_start()
+    result = flux_ranges(network, extra=extra, reactions=idx, progress=progress)
 
+    out = flux_dataset(
+        network,
+        {"minimum": result[0], "maximum": result[1]},
+        method="fva",
+        fraction=fraction,
+        objective_optimum=optimum,
+        solver="HiGHS (primal simplex, hot start) via cvxpy",
+    )
+    return out if reactions is None else out.sel(reaction=list(reactions))
+
+
+def flux_ranges(
+    network: Network,
+    *,
+    extra: Sequence[Callable[[cp.Variable], list[cp.Constraint]]] = (),
+    reactions: np.ndarray | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """``[min, max]`` of each flux (rows 0 and 1) over ``S v = 0``, the bounds and ``extra``.
+
+    One hot-started HiGHS model; reactions not in ``reactions`` (indices) stay NaN; unbounded ends
+    are ``±inf``. Raises :class:`~bayesflux.errors.InfeasibleError` if the set is empty.
+    """
+    highs = FluxLP(network, extra).hot_start()
+    idx = np.arange(network.n_reactions) if reactions is None else np.asarray(reactions)
     bounds = (network.lb, network.ub)
     result = np.full((2, network.n_reactions), np.nan)
     wanted = np.zeros((2, network.n_reactions), dtype=bool)
@@ -89,13 +115,4 @@ def fva(
         for kk in (0, 1):  # every solution may already settle other reactions' ranges
             hit = wanted[kk] & np.isnan(result[kk]) & (np.abs(x - bounds[kk]) <= _AT_BOUND)
             result[kk, hit] = bounds[kk][hit]
-
-    out = flux_dataset(
-        network,
-        {"minimum": result[0], "maximum": result[1]},
-        method="fva",
-        fraction=fraction,
-        objective_optimum=optimum,
-        solver="HiGHS (primal simplex, hot start) via cvxpy",
-    )
-    return out if reactions is None else out.sel(reaction=list(reactions))
+    return result

@@ -25,8 +25,8 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from bayesflux._highs import highs_model
 from bayesflux.errors import InfeasibleError, NetworkError, SolverError, UnboundedError
+from bayesflux.methods.fva import flux_ranges as fva_ranges
 from bayesflux.network import Network, as_network
 
 __all__ = ["LinearConstraint", "Polytope", "polytope"]
@@ -214,67 +214,27 @@ def _constraint_rows(
     return G, lo, hi
 
 
-def _highs_model(network: Network, G: np.ndarray, lo: np.ndarray, hi: np.ndarray):
-    """One HiGHS LP: columns are fluxes with their bounds; rows ``S v = 0``, ``lo <= G v <= hi``."""
-    import scipy.sparse as sp
-
-    highs = highs_model(
-        sp.vstack([network.S, sp.csr_array(G)]),
-        col_lower=network.lb,
-        col_upper=network.ub,
-        row_lower=np.concatenate([np.zeros(network.n_metabolites), lo]),
-        row_upper=np.concatenate([np.zeros(network.n_metabolites), hi]),
-    )
-    highs.setOptionValue("simplex_strategy", 4)  # primal simplex: a new cost keeps the basis
-    return highs
-
-
 def flux_ranges(
     network: Network, G: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimum and maximum of every flux over ``S v = 0``, bounds and ``lo <= G v <= hi``.
 
-    One HiGHS model, re-solved with a new cost per reaction end from the previous basis; a solution
-    that puts a flux on its bound settles that end without a solve of its own. Raises
+    The hot-started FVA of :func:`bayesflux.methods.fva.flux_ranges`. Raises
     :class:`InfeasibleError` if the set is empty and :class:`UnboundedError` naming the reactions
     whose flux can grow without limit.
     """
-    import highspy
-
-    status = highspy.HighsModelStatus
-    highs = _highs_model(network, G, lo, hi)
-    highs.run()
-    if highs.getModelStatus() != status.kOptimal:
+    extra = []
+    for bound, sense in ((lo, 1.0), (hi, -1.0)):
+        rows = np.flatnonzero(np.isfinite(bound))
+        if rows.size:
+            extra.append(lambda v, r=rows, b=bound, s=sense: [s * (G[r] @ v) >= s * b[r]])
+    try:
+        out = fva_ranges(network, extra=extra)
+    except InfeasibleError as exc:
         raise InfeasibleError(
             f"the flux polytope of {network.id!r} is empty: no flux satisfies S v = 0, the "
             "bounds and the extra constraints"
-        )
-    n = network.n_reactions
-    columns = np.arange(n, dtype=np.int32)
-    out = np.full((2, n), np.nan)
-    bounds = (network.lb, network.ub)
-    for k, sign in ((0, 1.0), (1, -1.0)):
-        for j in range(n):
-            if not np.isnan(out[k, j]):
-                continue
-            cost = np.zeros(n)
-            cost[j] = sign
-            highs.changeColsCost(n, columns, cost)
-            highs.run()
-            st = highs.getModelStatus()
-            if st in (status.kUnbounded, status.kUnboundedOrInfeasible):
-                out[k, j] = -sign * np.inf  # the model is feasible, so this is unbounded
-                continue
-            if st != status.kOptimal:
-                raise SolverError(
-                    f"flux range of {network.reactions[j]!r}: HiGHS ended with status "
-                    f"{highs.modelStatusToString(st)}"
-                )
-            x = np.asarray(highs.getSolution().col_value)
-            out[k, j] = x[j]
-            for kk in (0, 1):  # a solution at a bound settles that end without its own solve
-                hit = np.isnan(out[kk]) & (np.abs(x - bounds[kk]) <= 1e-9)
-                out[kk, hit] = bounds[kk][hit]
+        ) from exc
     unbounded = np.flatnonzero(~np.isfinite(out).all(axis=0))
     if unbounded.size:
         names = ", ".join(network.reactions[j] for j in unbounded[:8])
