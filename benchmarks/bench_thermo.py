@@ -1,7 +1,8 @@
 """Thermodynamics benchmarks: TFVA vs cobra loopless FVA, thermodynamic samplers vs rejection,
 flux-range and box-volume reduction from the stoichiometric to the thermodynamic yeast model.
 
-Run ``python benchmarks/bench_thermo.py [core] [sampling] [yeast]`` (all sections by default).
+Run ``python benchmarks/bench_thermo.py [core] [sampling] [yeast]`` (all sections by default);
+``sampling=N`` keeps ``N`` draws per chain in the sampling section (default 1000).
 Prints timings, agreements and ratios. The yeast section reads the Niebel et al. (2019) TSM from
 ``../shared/data/tsm_niebel2019`` (not shipped with the package).
 
@@ -190,6 +191,15 @@ def section_sampling(num: int = 1000) -> None:
             f"(ratio to naive rejection >= {rate / rate_floor:.1f}x); fresh B check of "
             f"{len(patterns)} distinct patterns: {100 * fresh:.0f}% feasible{extra}"
         )
+        # does each chain move at all? (a chain started at a vertex of A stalls: every chord
+        # through a vertex has length zero)
+        per_chain = tree["posterior"]["flux"].values
+        spread = per_chain.std(axis=1).max(axis=1)
+        n_pat = [len(np.unique(sign_pattern(c, space.thermo), axis=0)) for c in per_chain]
+        print(
+            f"  per chain: max flux std {np.array2string(spread, precision=2)}, "
+            f"sign patterns {n_pat}"
+        )
     a = results["orthant hit-and-run"]["posterior"]["flux"]
     b = results["parallel tempering"]["posterior"]["flux"]
     import arviz as az
@@ -248,5 +258,7 @@ def section_yeast() -> None:
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or ["core", "sampling", "yeast"]
-    for name in chosen:
-        {"core": section_core, "sampling": section_sampling, "yeast": section_yeast}[name]()
+    for arg in chosen:
+        name, _, value = arg.partition("=")
+        section = {"core": section_core, "sampling": section_sampling, "yeast": section_yeast}[name]
+        section(int(value)) if value else section()

@@ -4,17 +4,25 @@ Replicas ``k = 1..K`` move in the flux polytope A (or a sector). The energy of a
 minimal violation of the concentration polytope (seed 002, Eq. 11), per reaction ``ε_i``, scaled by
 ``σ_i`` (seed 002: the larger of the 10%/90% quantiles of ``|ε_i|`` over uniform points of A)::
 
-    E(v) = ½ Σ_i (ε_i(v) / σ_i)²,       p_T(v) ∝ exp(-E(v) / T²)   (ε_i ~ N(0, T² σ_i²))
+    E(v) = ½ Σ_i (ε_i(v) / σ_i)²,       p_T(v) ∝ exp(-β_T E(v)),   β_T = 1 / (T² - 1)
 
-The ``T = 1`` replica is the target itself, taken exact (the seed's ``σ → 0`` limit): the uniform
-distribution on the feasible set (``E = 0``), so every draw it keeps is feasible. A hit-and-run
-proposal ``v → v'`` at ``T > 1`` is accepted with ``min(1, exp(-(E' - E) / T²))`` (Eq. 12; at
-``T = 1``: iff ``E' = 0``); neighbours
-swap with ``min(1, exp((E_k - E_{k+1}) (1/T_k² - 1/T_{k+1}²)))`` (Eq. 13), alternating even and
-odd pairs (Syed et al. 2021). Instead of hand tuning to ~20% swap acceptance, the ladder adapts
-during warm-up: ``log(T_{k+1} - T_k)`` moves by ``κ_t (a_k - a_{k+1})`` (``a_k``: swap acceptance of
-pair ``k``, ``κ_t = κ / (1 + t / τ)``), equalising the swap rates (Vousden, Farr and Mandel 2016);
-the ladder is then frozen so the sampling phase is a valid MCMC.
+i.e. ``ε_i ~ N(0, (T² - 1) σ_i²)``: the relaxation vanishes continuously at ``T = 1``, the target
+itself, taken exact (the seed's ``σ → 0`` limit): the uniform distribution on the feasible set
+(``E = 0``), so every draw it keeps is feasible. (With the seed's ``ε_i ~ N(0, T² σ_i²)`` the
+ladder jumps from the exact replica straight to ``σ``-relaxed ones; on E. coli core, where ``E``
+of almost all of A is ~2 and the feasible set is < 1e-4 of its volume, every relaxed replica then
+lives outside the feasible set and the swaps with the exact one carry no information.)
+
+The exact replica moves by exact hit-and-run on the union of feasible orthant pieces (the kernel of
+:mod:`bayesflux.thermo.orthants`); a hit-and-run proposal ``v → v'`` at ``T > 1`` is accepted with
+``min(1, exp(-β_T (E' - E)))`` (Eq. 12). Neighbours swap with
+``min(1, exp((E_k - E_{k+1}) (β_k - β_{k+1})))`` (Eq. 13; with the exact replica: iff the other
+point is feasible), alternating even and odd pairs (Syed et al. 2021). Instead of hand tuning to
+~20% swap acceptance, the ladder adapts during warm-up by Robbins-Monro on the log temperature
+gaps: ``log(T_{k+1} - T_k) += κ_t (α_k - α*)`` (``α_k``: the swap acceptance probability of
+pair ``k`` this round, ``α* = target_acceptance``, ``κ_t = κ / (1 + t / τ)``; cf. Vousden, Farr
+and Mandel 2016, Miasojedow et al. 2013); the ladder is then frozen so the sampling phase is a
+valid MCMC.
 """
 
 from __future__ import annotations
@@ -24,14 +32,16 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.optimize
 import xarray as xr
 
 from bayesflux.progress import progress_bar
 from bayesflux.thermo._space import FluxSpace, flux_signs, random_chords
 from bayesflux.thermo.data import ThermoModel
+from bayesflux.thermo.orthants import _feasible, _pick, chord_pieces
 from bayesflux.thermo.polytope_b import ConcentrationPolytope
 
-__all__ = ["parallel_tempering", "propose"]
+__all__ = ["interior_start", "parallel_tempering", "propose"]
 
 
 @jax.jit
@@ -58,17 +68,59 @@ class _Energy:
             key = s.tobytes()
             e = self.cache.get(key)
             if e is None:
-                e = 0.5 * float(np.sum((self.B.violation(s).eps / self.sigma) ** 2))
+                viol = self.B.violation(s)  # E = 0 exactly where B(s) is feasible
+                e = 0.0 if viol.feasible else 0.5 * float(np.sum((viol.eps / self.sigma) ** 2))
                 self.cache[key] = e
             out[i] = e
         return out
 
 
-def _inv_t2(temperatures: np.ndarray) -> np.ndarray:
-    """``1 / T²`` per replica; ``+inf`` for the exact replica (seed's ``σ → 0`` limit, T = 1)."""
+def _beta(temperatures: np.ndarray) -> np.ndarray:
+    """``β = 1 / (T² - 1)`` per replica; ``+inf`` for the exact replica (``σ → 0``, T = 1)."""
     out = np.full(temperatures.shape, np.inf)
-    out[1:] = 1.0 / temperatures[1:] ** 2
+    out[1:] = 1.0 / (temperatures[1:] ** 2 - 1.0)
     return out
+
+
+def interior_start(
+    space: FluxSpace, B: ConcentrationPolytope, *, seed: int = 0, tries: int = 200
+) -> np.ndarray | None:
+    """A thermodynamically feasible point ``y`` deep inside its orthant piece, or None.
+
+    Draw ``ln c`` uniformly in its box; the sign pattern ``s = -sign(ΔrG)`` then has a non-empty
+    B(s) by construction. The Chebyshev centre of the piece ``{A_y y <= b_y, s ∘ v(y) >= 0}`` (one
+    LP) is returned for the first pattern whose piece is full-dimensional. (A vertex, as the TSM
+    MILP gives, has many zero fluxes; every hit-and-run chord through it has length zero.)
+    """
+    t = space.thermo
+    rng = np.random.default_rng(seed)
+    active = np.abs(space.F).max(axis=1) > 1e-12  # blocked reactions carry no sign
+    Fa, f0a = space.F[active], space.f0[active]
+    rows_A = np.hstack([space.A_y, np.linalg.norm(space.A_y, axis=1)[:, None]])
+    norm_F = np.linalg.norm(Fa, axis=1)[:, None]
+    cost = np.zeros(space.dim + 1)
+    cost[-1] = -1.0
+    for _ in range(tries):
+        lnc = rng.uniform(t.lnc_lb, t.lnc_ub)
+        drg = t.drg0 + t.drg_matrix @ lnc
+        if np.any(np.abs(drg[active]) < t.margin):
+            continue
+        sgn = -np.sign(drg[active])[:, None]
+        # s_i (f0_i + F_i y) >= r |F_i|  <=>  -s_i F_i y + r |F_i| <= s_i f0_i
+        A_ub = np.vstack([rows_A, np.hstack([-sgn * Fa, norm_F])])
+        b_ub = np.concatenate([space.b_y, sgn[:, 0] * f0a])
+        res = scipy.optimize.linprog(
+            cost,
+            A_ub=A_ub,
+            b_ub=b_ub,
+            bounds=[(None, None)] * space.dim + [(0, 1e3)],
+            method="highs",
+        )
+        if res.status == 0 and res.x[-1] > 1e-6:
+            y = res.x[:-1]
+            if B.is_feasible(flux_signs(space.f0 + space.F @ y)):
+                return y
+    return None
 
 
 def parallel_tempering(
@@ -77,9 +129,11 @@ def parallel_tempering(
     num_samples: int = 1000,
     num_warmup: int = 500,
     num_replicas: int = 6,
-    moves_per_swap: int = 5,
-    max_temperature: float = 30.0,
-    adapt_rate: float = 0.5,
+    moves_per_swap: int = 10,
+    min_temperature: float = 1.001,
+    max_temperature: float = 3.0,
+    target_acceptance: float = 0.25,
+    adapt_rate: float = 1.0,
     adapt_decay: float = 100.0,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     seed: int = 0,
@@ -98,10 +152,11 @@ def parallel_tempering(
         moves of every replica, then one swap sweep). One draw of the exact replica per round.
     num_replicas
         ``K`` (>= 2): the exact replica plus ``K - 1`` relaxed ones.
-    max_temperature
-        Initial top of the geometric ladder ``T_2 .. T_K`` in ``[1.5, max_temperature]``.
-    adapt_rate, adapt_decay
-        ``κ`` and ``τ`` of the ladder adaptation.
+    min_temperature, max_temperature
+        Initial ladder: ``T_2 .. T_K`` with geometric gaps ``T_k - 1`` from ``min_temperature - 1``
+        to ``max_temperature - 1`` (``β`` from ~500 to 1/8 by default).
+    target_acceptance, adapt_rate, adapt_decay
+        ``α*``, ``κ`` and ``τ`` of the Robbins-Monro ladder adaptation.
     bounds
         Sector flux bounds.
     seed
@@ -122,57 +177,67 @@ def parallel_tempering(
     sigma = space.violation_scales(B, seed=seed)
     rng = np.random.default_rng(seed)
     K = num_replicas
-    temps = np.concatenate([[1.0], np.geomspace(1.5, max_temperature, K - 1)])
+    temps = np.concatenate(
+        [[1.0], 1.0 + np.geomspace(min_temperature - 1, max_temperature - 1, K - 1)]
+    )
     log_gaps = np.log(np.diff(temps))
     energies = _Energy(B, sigma)
-    y = np.repeat(space.feasible_start(B, seed=seed)[None], K, axis=0)
-    energy = np.zeros(K)  # the start is feasible: E = 0
+    # the exact replica needs a feasible start (possibly a vertex, where hit-and-run stalls); the
+    # relaxed ones start at the EP centre, inside A, and bring interior feasible points down
+    y = np.zeros((K, space.dim))
+    start = interior_start(space, B, seed=seed)
+    y[0] = start if start is not None else space.feasible_start(B, seed=seed)
+    energy = np.concatenate([[0.0], np.repeat(energies(flux_signs(space.f0[None])), K - 1)])
     A, b = jnp.asarray(space.A_y), jnp.asarray(space.b_y)
     f0, F = jnp.asarray(space.f0), jnp.asarray(space.F)
     total = num_warmup + num_samples
-    keys = jax.random.split(jax.random.key(seed), total * moves_per_swap)
+    keys = jax.random.split(jax.random.key(seed), (total * moves_per_swap, 2))
     kept = np.empty((1, num_samples, space.dim))
     swap_tries = np.zeros(K - 1)
     swap_accepts = np.zeros(K - 1)
     move_accepts = np.zeros(K)
-    ema = np.full(K - 1, 0.5)  # running swap acceptance per pair, for the ladder adaptation
     for t in progress_bar(range(total), desc="parallel tempering", disable=not progress):
-        inv_t2 = _inv_t2(temps)
+        beta = _beta(temps)[1:]
         for s in range(moves_per_swap):
-            y_new, v_new = propose(keys[t * moves_per_swap + s], y, A, b, f0, F)
+            k_exact, k_hot = keys[t * moves_per_swap + s]
+            # exact replica: uniform point on the feasible pieces of a random chord
+            theta, edges, signs = chord_pieces(k_exact, y[:1], A, b, f0, F)
+            edges_np = np.asarray(edges)
+            lam, ok = _pick(rng, edges_np, _feasible(B, np.asarray(signs)))
+            lam = np.where(ok, lam, 0.0)
+            y0 = y[0] + lam[0] * np.asarray(theta)[0]
+            # relaxed replicas: Metropolised hit-and-run
+            y_new, v_new = propose(k_hot, y[1:], A, b, f0, F)
             e_new = energies(flux_signs(np.asarray(v_new)))
-            with np.errstate(invalid="ignore"):
-                log_acc = np.where(
-                    np.isinf(inv_t2), np.where(e_new > 0, -np.inf, 0.0), -(e_new - energy) * inv_t2
-                )
-            accept = np.log(rng.uniform(size=K)) < log_acc
-            y = np.where(accept[:, None], np.asarray(y_new), y)
-            energy = np.where(accept, e_new, energy)
+            accept = np.log(rng.uniform(size=K - 1)) < -(e_new - energy[1:]) * beta
+            y = np.concatenate([y0[None], np.where(accept[:, None], np.asarray(y_new), y[1:])])
+            energy[1:] = np.where(accept, e_new, energy[1:])
             if t >= num_warmup:
-                move_accepts += accept
-        accepted_pairs = np.zeros(K - 1)
+                move_accepts += np.concatenate([[1.0], accept])
+        beta_all = _beta(temps)
+        alpha = np.zeros(K - 1)  # swap acceptance probability per pair tried this round
         for k in range(t % 2, K - 1, 2):  # deterministic even/odd sweep
             e_lo, e_hi = energy[k], energy[k + 1]
             if k == 0:  # the exact replica accepts only a feasible point
                 log_acc = 0.0 if e_hi == 0.0 else -np.inf
             else:
-                log_acc = (e_hi - e_lo) * (inv_t2[k + 1] - inv_t2[k])
+                log_acc = (e_hi - e_lo) * (beta_all[k + 1] - beta_all[k])
+            alpha[k] = np.exp(min(log_acc, 0.0))
             ok = np.log(rng.uniform()) < log_acc
             if ok:
                 y[[k, k + 1]] = y[[k + 1, k]]
                 energy[[k, k + 1]] = energy[[k + 1, k]]
-            accepted_pairs[k] = ok
             if t >= num_warmup:
                 swap_tries[k] += 1
                 swap_accepts[k] += ok
-        tried = np.zeros(K - 1, dtype=bool)
-        tried[t % 2 :: 2] = True
-        ema[tried] = 0.9 * ema[tried] + 0.1 * accepted_pairs[tried]
-        if t < num_warmup and K > 2:
-            # gap g lies between replicas g and g+1 (pair g): widen it when that pair swaps more
-            # often than the next one, narrow it otherwise; the top gap follows the others
+        if t < num_warmup:
+            # Robbins-Monro on log gaps: widen gap k when pair k swaps more often than the target
+            tried = np.zeros(K - 1, dtype=bool)
+            tried[t % 2 :: 2] = True
             kappa = adapt_rate / (1.0 + t / adapt_decay)
-            log_gaps[:-1] += kappa * (ema[:-1] - ema[1:])
+            log_gaps[tried] += kappa * (alpha[tried] - target_acceptance)
+            # E is bounded, so far up the ladder every swap succeeds: cap the gaps
+            np.minimum(log_gaps, np.log(max_temperature - 1.0), out=log_gaps)
             temps = np.concatenate([[1.0], 1.0 + np.cumsum(np.exp(log_gaps))])
         if t >= num_warmup:
             kept[0, t - num_warmup] = y[0]
