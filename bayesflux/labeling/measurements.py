@@ -293,10 +293,15 @@ class LabelingProblem:
         ``numpyro.factor("labeling", problem.log_likelihood(v, v_xch))``.
         """
         r = self.residuals_from_fluxes(net, xch)
-        w = np.concatenate(
-            [self._ms_w.ravel()[self._mask[: self._ms_w.size]], self._fe_w, self._fl_w]
-        )
-        return -0.5 * jnp.sum(r**2) + np.sum(np.log(w)) - 0.5 * r.size * np.log(2 * np.pi)
+        _, sd = self.observations()
+        return -0.5 * jnp.sum(r**2) - np.sum(np.log(sd)) - 0.5 * r.size * np.log(2 * np.pi)
+
+    def observations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Measured values and standard deviations, one per residual (order of :meth:`labels`)."""
+        ms = self._mask[: self._ms_w.size]
+        values = np.concatenate([self._ms_y.ravel()[ms], self._fe_y, self._fl_y])
+        sd = 1.0 / np.concatenate([self._ms_w.ravel()[ms], self._fe_w, self._fl_w])
+        return values, sd
 
     def labels(self) -> list[str]:
         """One label per residual: ``experiment:fragment:M+k``, ``experiment:FE:met#p``,

@@ -163,7 +163,12 @@ class FalconLP:
 
 def _fix_directions(split: IrreversibleSplit, v_irr: np.ndarray, closed: np.ndarray,
                     tol: float) -> np.ndarray:
-    """Close the smaller direction of every reaction with ``v_f + v_b > 0`` and ``v_f != v_b``."""
+    """Close the smaller direction of every reaction with ``v_f + v_b > 0``.
+
+    A reaction carrying equal flux both ways (``v_f = v_b > 0``, net zero) has its backward
+    direction closed too: otherwise the LP counts ``v_f + v_b`` as enzyme activity that the net
+    flux it returns does not carry, and the objective it reports is not that of its fluxes.
+    """
     n = split.to_net.shape[0]
     fwd = np.full(n, -1)
     bwd = np.full(n, -1)
@@ -172,10 +177,11 @@ def _fix_directions(split: IrreversibleSplit, v_irr: np.ndarray, closed: np.ndar
     bwd[split.origin[~is_f]] = np.flatnonzero(~is_f)
     both = np.flatnonzero((fwd >= 0) & (bwd >= 0))
     f, b = v_irr[fwd[both]], v_irr[bwd[both]]
-    moving = (f + b > tol) & (np.abs(f - b) > tol)
+    moving = f + b > tol
+    forward = f >= b - tol
     out = closed.copy()
-    out[bwd[both][moving & (f > b)]] = 1.0
-    out[fwd[both][moving & (b > f)]] = 1.0
+    out[bwd[both][moving & forward]] = 1.0
+    out[fwd[both][moving & ~forward]] = 1.0
     return out
 
 

@@ -1,0 +1,27 @@
+"""Bayesian flux models: a uniform prior on the flux polytope, latent variables and likelihoods.
+
+* :mod:`~bayesflux.models.posterior` — :class:`FluxPosterior` (joint polytope of fluxes and
+  latents, hit-and-run Metropolis, ArviZ DataTree);
+* :mod:`~bayesflux.models.terms` — likelihood terms: measured fluxes, FALCON's Laplace expression
+  likelihood, E-Flux capacities, 13C MIDs with flux-force bounds;
+* :mod:`~bayesflux.models.scoring` — seed 002's scoring of net-flux samples by 13C fits.
+"""
+
+from bayesflux.models.posterior import Coupling, FluxPosterior, Latent, joint_polytope
+from bayesflux.models.terms import (
+    ExpressionCapacity,
+    ExpressionLaplace,
+    FluxObservations,
+    Labeling13C,
+)
+
+__all__ = [
+    "Coupling",
+    "ExpressionCapacity",
+    "ExpressionLaplace",
+    "FluxObservations",
+    "FluxPosterior",
+    "Labeling13C",
+    "Latent",
+    "joint_polytope",
+]

@@ -1,0 +1,138 @@
+"""FluxPosterior: joint polytope, likelihood terms, DataTree layout, checks against closed forms."""
+
+from __future__ import annotations
+
+import arviz_stats
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+
+from bayesflux import Network
+from bayesflux.errors import ConfigError, NetworkError
+from bayesflux.models import (
+    Coupling,
+    ExpressionCapacity,
+    ExpressionLaplace,
+    FluxObservations,
+    FluxPosterior,
+    Latent,
+    joint_polytope,
+)
+
+# a normal-quantile bound for MCSE tests: P(|Z| > 4) = 6e-5 per comparison under the CLT
+Z_BOUND = 4.0
+
+
+@pytest.fixture(scope="module")
+def fork():
+    """Uptake ``u = -EX_A`` in [0, 10] split over R1, R2 (A -> B): the polytope is the triangle
+    ``0 <= R1 <= u <= 10`` in ``(u, R1)``, so marginals have closed forms."""
+    return Network.from_stoichiometry(
+        {
+            "EX_A": {"A": -1},
+            "R1": {"A": -1, "B": 1},
+            "R2": {"A": -1, "B": 1},
+            "EX_B": {"B": -1},
+        },
+        bounds={"EX_A": (-10.0, 0.0)},
+        id="fork",
+    )
+
+
+def _mcse_check(draws: np.ndarray, truth: float) -> None:
+    ess = float(arviz_stats.ess(draws, method="mean"))
+    mcse = draws.std() / np.sqrt(ess)
+    assert abs(draws.mean() - truth) < Z_BOUND * mcse, (draws.mean(), truth, mcse, ess)
+
+
+def test_gaussian_flux_likelihood_matches_quadrature(fork):
+    """Posterior of R1 with y = 2 +- 1 observed: density ∝ (10 - r) N(r; 2, 1) on [0, 10]."""
+    post = FluxPosterior(fork, [FluxObservations(fork, {"R1": (2.0, 1.0)})])
+    tree = post.sample(num_chains=4, num_draws=2000, seed=3)
+    r1 = tree["posterior"]["flux"].sel(reaction="R1").values
+    dens = lambda r: (10 - r) * scipy.stats.norm.pdf(r, 2.0, 1.0)  # noqa: E731
+    z = scipy.integrate.quad(dens, 0, 10)[0]
+    truth = scipy.integrate.quad(lambda r: r * dens(r), 0, 10)[0] / z
+    _mcse_check(r1, truth)
+    v = tree["posterior"]["flux"].values.reshape(-1, 4)
+    np.testing.assert_allclose(fork.S @ v.T, 0.0, atol=1e-9)
+    assert set(tree.children) >= {
+        "posterior",
+        "sample_stats",
+        "log_likelihood",
+        "observed_data",
+        "constant_data",
+    }
+    ll = tree["log_likelihood"]["fluxes"].values
+    expected = scipy.stats.norm.logpdf(r1, 2.0, 1.0)
+    np.testing.assert_allclose(ll, expected, rtol=1e-10)
+    assert float(tree["observed_data"]["fluxes"].sel(measured_reaction="R1")) == 2.0
+
+
+def test_latent_capacity_couples_fluxes(fork):
+    """E-Flux with latent α: |R1| <= α e_R1 in every draw; with the uniform prior on the joint
+    polytope, α's marginal density is ∝ area of the triangle cut at α (closed form below)."""
+    expression = {"g1": 1.0, "g2": 0.5}
+    net = Network.from_stoichiometry(
+        {"EX_A": {"A": -1}, "R1": {"A": -1, "B": 1}, "R2": {"A": -1, "B": 1}, "EX_B": {"B": -1}},
+        bounds={"EX_A": (-10.0, 0.0)},
+        gpr={"R1": "g1", "R2": "g2"},
+        id="fork_gpr",
+    )
+    term = ExpressionCapacity(
+        net, expression, capacity_bounds=(0.0 + 1e-9, 20.0), prior="uniform"
+    )
+    post = FluxPosterior(net, [term])
+    tree = post.sample(num_chains=4, num_draws=2000, seed=5)
+    alpha = tree["posterior"]["capacity_alpha"].values
+    v = tree["posterior"]["flux"].values
+    e = {"R1": 1.0, "R2": 0.5}
+    for r, ej in e.items():
+        assert np.all(np.abs(v[..., net.reaction_index[r]]) <= alpha * ej + 1e-9)
+
+    def area(a: float) -> float:
+        # {0 <= r1 <= a, 0 <= r2 <= a/2, r1 + r2 <= 10}: box minus the cut corner
+        w, h = min(a, 10.0), min(a / 2, 10.0)
+        over = max(0.0, w + h - 10.0)
+        return w * h - 0.5 * over**2
+
+    z = scipy.integrate.quad(area, 0, 20, points=[10])[0]
+    truth = scipy.integrate.quad(lambda a: a * area(a), 0, 20, points=[10])[0] / z
+    _mcse_check(alpha, truth)
+
+
+def test_expression_laplace_at_falcon_optimum(textbook):
+    """On E. coli core with synthetic expression, the Laplace log-likelihood at FALCON's fluxes
+    (with the best scale n) equals minus FALCON's LP objective up to the normaliser; no posterior
+    draw has a higher likelihood than FALCON's optimum (FALCON maximises it over the polytope)."""
+    from bayesflux.methods import falcon
+
+    rng = np.random.default_rng(11)
+    genes = sorted(textbook.genes)
+    expression = dict(zip(genes, rng.lognormal(0.0, 1.0, len(genes))))
+    std = {g: 0.2 * x for g, x in expression.items()}
+    result = falcon(textbook, expression, std)
+    term = ExpressionLaplace(textbook, expression, std)
+    v = result["flux"].values
+    n = term.best_scale(v)
+    ll = float(term.log_likelihood(v, {term.scale_name: n}))
+    const = -np.sum(np.log(2 * term.sigma))
+    # FALCON scales e and σ by the same factor: its objective is the same scale-free sum
+    np.testing.assert_allclose(-(ll - const), float(result["objective"][0]), rtol=1e-6)
+    post = FluxPosterior(textbook, [term])
+    tree = post.sample(num_chains=2, num_draws=200, seed=1)
+    assert float(tree["log_likelihood"]["expression"].max()) <= ll + 1e-9
+
+
+def test_joint_polytope_errors(fork):
+    with pytest.raises(ConfigError, match="clash"):
+        joint_polytope(fork, [Latent("R1", 0.0, 1.0)])
+    with pytest.raises(ConfigError, match="unknown latent 'beta'"):
+        joint_polytope(fork, [Latent("a", 0.0, 1.0)], [Coupling({"R1": 1.0}, {"beta": 1.0})])
+    with pytest.raises(NetworkError, match="unknown reaction 'nope'"):
+        FluxObservations(fork, {"nope": (1.0, 1.0)})
+    with pytest.raises(ConfigError, match="sd > 0"):
+        FluxObservations(fork, {"R1": (1.0, 0.0)})
+    with pytest.raises(ConfigError, match="lower < upper"):
+        Latent("a", 1.0, 1.0)
