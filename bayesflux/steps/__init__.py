@@ -9,6 +9,7 @@ from bayesflux.steps import (
     expression,  # noqa: F401
     labeling,  # noqa: F401
     optimisation,  # noqa: F401
+    posterior,  # noqa: F401
     sampling,  # noqa: F401
     thermo,  # noqa: F401
 )
