@@ -130,7 +130,28 @@ def section_sampling(num: int = 1000) -> None:
     secs = sectors(t, enumerate_loops(t))
     sector = max(secs, key=lambda s: s.weight)
     print(f"sectors: {[(s.signs, round(s.weight, 3)) for s in secs]}; sampling {sector.signs}")
-    space = FluxSpace.build(t, bounds=sector.bounds)
+    full = FluxSpace._rounded(t, dict(sector.bounds))  # without fixing the stopped reactions
+    B_full = ConcentrationPolytope(full.thermo)
+    ys = np.asarray(
+        _plain_chain(
+            jax.random.split(jax.random.key(0), 1),
+            jnp.zeros((1, full.dim)),
+            jnp.asarray(full.A_y),
+            jnp.asarray(full.b_y),
+            2000,
+        )
+    )[0]
+    print(
+        f"whole sector polytope (dim {full.dim}): feasible fraction of 2000 hit-and-run points "
+        f"{B_full.feasible_fluxes(full.to_fluxes(ys)).mean():.2e}"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        space = FluxSpace.build(t, bounds=sector.bounds)
+    print(
+        f"FluxSpace.build fixes {list(space.stopped)} at zero (dim {space.dim})"
+        + "".join(f"; warning: {w.message}" for w in caught)
+    )
     B = ConcentrationPolytope(space.thermo)
 
     # naive rejection: uniform hit-and-run on A, keep points whose pattern has a non-empty B

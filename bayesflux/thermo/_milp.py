@@ -1,6 +1,7 @@
 """The thermodynamic-stoichiometric model (TSM) as a mixed-integer linear program in HiGHS.
 
-Columns ``x = [v (n), ln c (m), ΔrG (k), ΔrG0 (k), f (k), r (k)]`` for ``n`` reactions, ``m``
+Columns ``x = [v (n), ln c (m), ΔrG (k), ΔrG0 (k), f (k), r (k)]`` (then optional slack, ``y``,
+``ρ`` and ``z`` columns) for ``n`` reactions, ``m``
 metabolites and ``k`` reactions under the second law; ``f_j``, ``r_j`` are binaries "may run
 forwards / backwards" (as pyTFA's forward and backward use variables). Rows (Henry et al. 2007)::
 
@@ -16,6 +17,18 @@ leave ``(-δ, δ)`` (water transport with water fixed) is simply inactive, as th
 ``M_j`` is the largest ``|ΔrG_j|`` over the box of ``ln c`` and ``ΔrG0`` plus ``δ``, so the big-M
 rows never cut a thermodynamically allowed point. The model is loaded into HiGHS once; variability
 analysis changes only the cost vector between solves.
+
+With an :class:`Interior`, the model also finds a point deep inside a thermodynamically feasible
+orthant piece of the flux polytope, in reduced coordinates ``y`` (``v = t0 + T y``, ``A y <= b``)
+with a common margin ``ρ`` (a Chebyshev radius, maximised)::
+
+    v - T y = t0,        A_i y + ρ ||A_i|| <= b_i
+    f_j + r_j (+ z_j) >= 1                      (reaction j runs: strictly one way)
+    v_j >= ρ w_j - M'_j (1 - f_j),   v_j <= -ρ w_j + M'_j (1 - r_j)
+
+``M'_j = ρ_max w_j + max(ub_j, -lb_j, 0) + 1`` never cuts a point with ``f_j = 0`` (``r_j = 0``).
+The optional binaries ``z_j`` let reaction ``j`` stop instead (at a cost that outweighs any ``ρ``),
+which finds the fewest reactions that must stop for all others to run strictly.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ from bayesflux._highs import highs_model
 from bayesflux.errors import InfeasibleError, SolverError
 from bayesflux.thermo.data import ThermoDataError, ThermoModel
 
-__all__ = ["TSMMilp", "Columns"]
+__all__ = ["TSMMilp", "Columns", "Interior"]
 
 
 class Columns(NamedTuple):
@@ -43,6 +56,32 @@ class Columns(NamedTuple):
     z: slice
     zb: slice
     slack: slice
+    y: slice
+    rho: slice
+    zero: slice
+
+
+class Interior(NamedTuple):
+    """Reduced coordinates and margins of the interior-point rows of :class:`TSMMilp`.
+
+    ``v = t0 + T y`` (``t0 (n,)``, ``T (n, d)``) maps onto the flux polytope ``A y <= b``;
+    ``ρ`` lies in ``rho = (lo, hi)`` (``hi``: at most the Chebyshev radius of ``A y <= b``).
+    ``w (k,)`` weighs the margin of each reaction under the second law (``||∂v_j/∂y||`` makes
+    ``ρ`` a distance in ``y``); reactions with ``strict (k,)`` must carry flux
+    ``|v_j| >= ρ w_j`` or, with ``allow_zero``, stop at cost 2 each (the objective of
+    :meth:`TSMMilp.interior_cost` is ``2 Σ z_j - ρ / hi``). ``polytope_margin=False`` drops ``ρ``
+    from the rows of A (a reaction that stops may then sit on its bound).
+    """
+
+    t0: np.ndarray
+    T: np.ndarray
+    A: np.ndarray
+    b: np.ndarray
+    rho: tuple[float, float]
+    w: np.ndarray
+    strict: np.ndarray
+    allow_zero: bool = False
+    polytope_margin: bool = True
 
 
 class TSMMilp:
@@ -59,6 +98,8 @@ class TSMMilp:
     relax_lnc
         Add slack columns ``s >= 0`` with ``lo - s <= ln c <= hi + s`` (ln c then free within
         ``±relax_lnc`` of its box) to locate an infeasible metabolome.
+    interior
+        Add the columns ``y``, ``ρ`` (and ``z``) and rows of an interior point (module docstring).
     mip_rel_gap, time_limit
         HiGHS options for each solve.
     """
@@ -70,6 +111,7 @@ class TSMMilp:
         drg0_sd_factor: float = 0.0,
         objective_floor: tuple[np.ndarray, float] | None = None,
         relax_lnc: float = 0.0,
+        interior: Interior | None = None,
         mip_rel_gap: float = 1e-7,
         time_limit: float = 60.0,
     ) -> None:
@@ -92,6 +134,9 @@ class TSMMilp:
         delta = thermo.margin
         big_m = np.maximum(g_hi, -g_lo) + delta + 1.0
         n_s = m if relax_lnc > 0 else 0
+        base = n + m + 4 * k + n_s
+        d = 0 if interior is None else interior.T.shape[1]
+        n_z = k if interior is not None and interior.allow_zero else 0
         cols = Columns(
             slice(0, n),
             slice(n, n + m),
@@ -99,9 +144,12 @@ class TSMMilp:
             slice(n + m + k, n + m + 2 * k),
             slice(n + m + 2 * k, n + m + 3 * k),
             slice(n + m + 3 * k, n + m + 4 * k),
-            slice(n + m + 4 * k, n + m + 4 * k + n_s),
+            slice(n + m + 4 * k, base),
+            slice(base, base + d),
+            slice(base + d, base + d + (interior is not None)),
+            slice(base + d + (interior is not None), base + d + (interior is not None) + n_z),
         )
-        n_col = cols.slack.stop
+        n_col = base
         col_lo = np.concatenate([lb, lnc_lo, g_lo, d_lo, np.zeros(2 * k), np.zeros(n_s)])
         col_hi = np.concatenate([ub, lnc_hi, g_hi, d_hi, np.ones(2 * k), np.full(n_s, np.inf)])
 
@@ -158,16 +206,27 @@ class TSMMilp:
             c, value = objective_floor
             blocks.append(
                 sp.hstack(
-                    [sp.csr_array(np.asarray(c, float)[None, :]), sp.csr_array((1, n_col - n))]
+                    [sp.csr_array(np.asarray(c, float)[None, :]), sp.csr_array((1, base - n))]
                 )
             )
             r_lo.append(np.array([value]))
             r_hi.append(np.array([inf]))
-        matrix = sp.vstack(blocks).tocsc()
-        row_lo, row_hi = np.concatenate(r_lo), np.concatenate(r_hi)
-
         integer = np.zeros(n_col, dtype=bool)
         integer[cols.z.start : cols.zb.stop] = True
+        if interior is not None:
+            n_col = cols.zero.stop
+            blocks = [
+                sp.hstack([blk, sp.csr_array((blk.shape[0], n_col - base))]) for blk in blocks
+            ]
+            rows, lo_hi = _interior_rows(interior, cols, n_col, idx, lb, ub)
+            blocks += rows
+            r_lo += [lo for lo, _ in lo_hi]
+            r_hi += [hi for _, hi in lo_hi]
+            col_lo = np.concatenate([col_lo, np.full(d, -inf), [interior.rho[0]], np.zeros(n_z)])
+            col_hi = np.concatenate([col_hi, np.full(d, inf), [interior.rho[1]], np.ones(n_z)])
+            integer = np.concatenate([integer, np.zeros(d + 1, dtype=bool), np.ones(n_z, bool)])
+        matrix = sp.vstack(blocks).tocsc()
+        row_lo, row_hi = np.concatenate(r_lo), np.concatenate(r_hi)
         self.highs = highs_model(
             matrix,
             col_lower=col_lo,
@@ -218,6 +277,64 @@ class TSMMilp:
         cost = np.zeros(self.n_col)
         cost[column] = sign
         return cost
+
+    def interior_cost(self, interior: Interior) -> np.ndarray:
+        """``2 Σ z_j - ρ / ρ_max``: fewest stopped reactions first (``ρ / ρ_max <= 1``), then the
+        largest margin ``ρ``."""
+        cost = np.zeros(self.n_col)
+        cost[self.columns.rho] = -1.0 / interior.rho[1]
+        cost[self.columns.zero] = 2.0
+        return cost
+
+
+def _interior_rows(
+    interior: Interior,
+    cols: Columns,
+    n_col: int,
+    idx: np.ndarray,
+    lb: np.ndarray,
+    ub: np.ndarray,
+) -> tuple[list[sp.sparray], list[tuple[np.ndarray, np.ndarray]]]:
+    """Rows (and their bounds) of the interior point: see the module docstring."""
+    t0, T, A, b = interior.t0, interior.T, interior.A, interior.b
+    n, d = T.shape
+    strict = np.flatnonzero(interior.strict)
+    s = len(strict)
+    j = idx[strict]
+    w = np.asarray(interior.w, dtype=float)[strict]
+    big = interior.rho[1] * w + np.maximum(np.maximum(ub[j], -lb[j]), 0.0) + 1.0
+
+    def place(n_rows: int, *parts: tuple[slice, object]) -> sp.sparray:
+        out = sp.csr_array((n_rows, n_col))
+        for sl, blk in parts:
+            blk = sp.coo_array(blk)
+            out = out + sp.csr_array(
+                (blk.data, (blk.row, blk.col + sl.start)), shape=(n_rows, n_col)
+            )
+        return out
+
+    pick_v = sp.csr_array((np.ones(s), (np.arange(s), j)), shape=(s, n))
+    pick_k = sp.csr_array((np.ones(s), (np.arange(s), strict)), shape=(s, len(idx)))
+    w_col = w[:, None]
+    margin = np.linalg.norm(A, axis=1)[:, None] * float(interior.polytope_margin)
+    rows = [
+        place(n, (cols.v, sp.identity(n)), (cols.y, -T)),
+        place(len(b), (cols.y, A), (cols.rho, margin)),
+        place(s, (cols.z, pick_k), (cols.zb, pick_k))
+        if not interior.allow_zero
+        else place(s, (cols.z, pick_k), (cols.zb, pick_k), (cols.zero, pick_k)),
+        place(s, (cols.v, pick_v), (cols.rho, -w_col), (cols.z, -sp.diags_array(big) @ pick_k)),
+        place(s, (cols.v, pick_v), (cols.rho, w_col), (cols.zb, sp.diags_array(big) @ pick_k)),
+    ]
+    inf = np.full(s, np.inf)
+    bounds = [
+        (t0, t0),
+        (np.full(len(b), -np.inf), b),
+        (np.ones(s), inf),
+        (-big, inf),
+        (-inf, big),
+    ]
+    return rows, bounds
 
 
 def diagnose_infeasible(thermo: ThermoModel, *, what: str, **options) -> InfeasibleError:

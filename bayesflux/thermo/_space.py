@@ -4,23 +4,30 @@ A (sector of the) flux polytope A in reduced, EP-rounded coordinates ``y``: ``v 
 with half-spaces ``A_y y <= b_y`` (from :mod:`bayesflux.sampling`). The fluxes of the reactions
 under the second law are affine in ``y``: ``v_k = f0 + F y``. Hit-and-run chords and the points
 where fluxes change sign along them are computed in JAX for all chains at once.
+
+Chains start strictly inside a feasible orthant piece: one TSM MILP maximises a common margin
+``ρ`` of every active flux from zero and of the point from the facets of A, and the start is drawn
+near the Chebyshev centre of that piece (:meth:`FluxSpace.feasible_start`). A vertex of A, as a
+plain TSM MILP gives, would stall hit-and-run: every chord through it has length zero.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from bayesflux.errors import InfeasibleError, SolverError
 from bayesflux.sampling.hit_and_run import chord
-from bayesflux.sampling.polytope import Polytope, polytope
+from bayesflux.sampling.polytope import Polytope, chebyshev_center, polytope
 from bayesflux.sampling.rounding import expectation_propagation
-from bayesflux.thermo._milp import TSMMilp, diagnose_infeasible
+from bayesflux.thermo._milp import Interior, TSMMilp, diagnose_infeasible
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.polytope_b import ConcentrationPolytope
 
@@ -29,7 +36,11 @@ ZERO_FLUX = 1e-9  # |v| at or below this counts as zero flux (no second-law cons
 
 @dataclass(frozen=True, eq=False)
 class FluxSpace:
-    """Rounded flux polytope of a network (or sector) plus the thermodynamic model on it."""
+    """Rounded flux polytope of a network (or sector) plus the thermodynamic model on it.
+
+    ``stopped`` names the reactions that :meth:`build` fixed at zero because they cannot carry
+    flux in a full-dimensional feasible piece (``thermo.network`` has them at ``(0, 0)``).
+    """
 
     thermo: ThermoModel
     poly: Polytope
@@ -40,12 +51,55 @@ class FluxSpace:
     f0: np.ndarray
     F: np.ndarray
 
+    stopped: tuple[str, ...] = ()
+
     @classmethod
     def build(
         cls, thermo: ThermoModel, *, bounds: Mapping[str, tuple[float, float]] | None = None
     ) -> FluxSpace:
-        """Polytope of ``thermo.network`` with optional sector ``bounds``, rounded by EP."""
-        net = thermo.network.with_bounds(dict(bounds)) if bounds else thermo.network
+        """Polytope of ``thermo.network`` with optional sector ``bounds``, rounded by EP.
+
+        Reactions under the second law that vary on the polytope but cannot carry flux in the
+        TSM (the fewest that :meth:`interior` with ``allow_zero`` must stop for the others to run
+        strictly; the TSM MILP then proves ``max v_j = min v_j = 0``) are fixed at zero and
+        listed in :attr:`stopped`: the feasible set lies in
+        their hyperplanes ``v_j = 0``, where hit-and-run in the whole polytope sees only
+        zero-length feasible pieces and never moves. (E. coli core: ``H2Ot``, whose ``ΔrG``
+        cannot leave ``(-δ, δ)`` with water fixed.) A stopped reaction that the TSM lets run
+        elsewhere (no feasible piece is full-dimensional, but pieces of several dimensions
+        exist) is fixed all the same, with a warning: the samplers then cover only the pieces
+        where it is zero.
+        """
+        bounds = dict(bounds or {})
+        space = cls._rounded(thermo, bounds)
+        _, _, stopped = space.interior(seed=None, allow_zero=True)
+        if not stopped.any():
+            return space
+        t = space.thermo
+        names = tuple(t.network.reactions[j] for j in t.index[stopped])
+        milp = TSMMilp(t)
+        runs = []
+        for j in t.index[stopped]:
+            for sign in (1.0, -1.0):
+                status, value, _ = milp.minimize(milp.unit_cost(milp.columns.v.start + j, -sign))
+                if status != "infeasible" and -value > ZERO_FLUX:
+                    runs.append(t.network.reactions[j])
+                    break
+        if runs:
+            warnings.warn(
+                f"network {t.network.id!r}: {runs} can carry flux thermodynamically, but not "
+                f"together with the rest (no feasible orthant piece is full-dimensional unless "
+                f"{list(names)} stop); they are fixed at zero, so the samplers cover only the "
+                "lower-dimensional pieces where they are zero",
+                stacklevel=2,
+            )
+        return cls._rounded(thermo, {**bounds, **dict.fromkeys(names, (0.0, 0.0))}, names)
+
+    @classmethod
+    def _rounded(
+        cls, thermo: ThermoModel, bounds: dict[str, tuple[float, float]], stopped=()
+    ) -> FluxSpace:
+        net = thermo.network.with_bounds(bounds) if bounds else thermo.network
         thermo = thermo.with_network(net)
         poly = polytope(net)
         rounding = expectation_propagation(poly)
@@ -53,7 +107,7 @@ class FluxSpace:
         idx = thermo.index
         f0 = poly.v0[idx] + poly.N[idx] @ rounding.center
         F = poly.N[idx] @ rounding.L
-        return cls(thermo, poly, rounding.center, rounding.L, A_y, b_y, f0, F)
+        return cls(thermo, poly, rounding.center, rounding.L, A_y, b_y, f0, F, tuple(stopped))
 
     @property
     def dim(self) -> int:
@@ -64,52 +118,110 @@ class FluxSpace:
         z = self.center + np.asarray(y) @ self.L.T
         return self.poly.to_fluxes(z)
 
-    def from_fluxes(self, v: np.ndarray) -> np.ndarray:
-        """Least-squares inverse of :meth:`to_fluxes` (exact for points of the polytope)."""
-        z = np.linalg.lstsq(self.poly.N, (np.asarray(v) - self.poly.v0).T, rcond=None)[0].T
-        return np.linalg.solve(self.L, (z - self.center).T).T
+    @cached_property
+    def radius(self) -> float:
+        """Chebyshev radius of ``A_y y <= b_y`` (bounds the margin ``ρ`` of :meth:`interior`)."""
+        norm = np.linalg.norm(self.A_y, axis=1)
+        return chebyshev_center(self.A_y / norm[:, None], self.b_y / norm, what="flux polytope")[1]
+
+    def interior(
+        self, *, seed: int | None = 0, allow_zero: bool = False, time_limit: float = 60.0
+    ) -> tuple[np.ndarray, float, np.ndarray]:
+        """A point of a thermodynamically feasible orthant piece with the largest margin ``ρ``.
+
+        One TSM MILP (:class:`~bayesflux.thermo._milp.TSMMilp` with an
+        :class:`~bayesflux.thermo._milp.Interior`) in the rounded coordinates ``y``: every *active*
+        reaction under the second law (``F_j != 0``; a blocked one has no sign to choose) runs
+        strictly, ``±v_j >= ρ w_j``, the polytope rows keep ``A_i y + ρ ||A_i|| <= b_i``, and
+        ``ρ`` is maximised. With ``w_j = ||F_j||``, ``ρ`` is the Chebyshev radius of the piece
+        (distance to the hyperplanes ``v_j = 0`` and to the facets of A); a ``seed`` scales each
+        ``w_j`` by a random factor in ``[0.5, 1.5]``, so different seeds may land in different
+        pieces (None: no factor).
+
+        ``allow_zero`` instead fixes ``ρ = 10⁻⁴ ×`` the Chebyshev radius of A, keeps it off the
+        rows of A and lets reactions stop (binary ``z_j``): the fewest reactions that must stop
+        for the others to run strictly. Returns ``y``, ``ρ`` and the mask (over constrained
+        reactions) of those that stopped. Raises :class:`~bayesflux.InfeasibleError` (naming the
+        metabolome at fault) if the MILP has no solution.
+        """
+        t = self.thermo
+        norm_F = np.linalg.norm(self.F, axis=1)
+        if seed is not None:
+            norm_F = norm_F * np.random.default_rng(seed).uniform(0.5, 1.5, size=len(norm_F))
+        active = np.abs(self.F).max(axis=1, initial=0.0) > 1e-12
+        eps = 1e-4 * self.radius
+        interior = Interior(
+            t0=self.poly.v0 + self.poly.N @ self.center,
+            T=self.poly.N @ self.L,
+            A=self.A_y,
+            b=self.b_y,
+            rho=(eps, eps) if allow_zero else (0.0, self.radius),
+            w=norm_F,
+            strict=active,
+            allow_zero=allow_zero,
+            polytope_margin=not allow_zero,
+        )
+        milp = TSMMilp(t, interior=interior, mip_rel_gap=0.05, time_limit=time_limit)
+        status, _, x = milp.minimize(milp.interior_cost(interior))
+        if status == "infeasible":
+            if allow_zero:
+                raise diagnose_infeasible(t, what="thermodynamic sampling start")
+            raise InfeasibleError(
+                f"no thermodynamically feasible orthant piece of network {t.network.id!r} is "
+                "full-dimensional: some reaction cannot carry flux (FluxSpace.build fixes such "
+                "reactions at zero)"
+            )
+        if status != "optimal":
+            raise SolverError(
+                f"the interior-start MILP of network {t.network.id!r} ended with status {status}; "
+                "raise time_limit"
+            )
+        stopped = np.zeros(len(active), dtype=bool)
+        if allow_zero:
+            stopped[active] = x[milp.columns.zero][active] > 0.5
+        return x[milp.columns.y], float(x[milp.columns.rho][0]), stopped
 
     def feasible_start(
-        self, B: ConcentrationPolytope | None = None, *, seed: int = 0, tries: int = 64
+        self, B: ConcentrationPolytope | None = None, *, seed: int = 0
     ) -> np.ndarray:
-        """A thermodynamically feasible point ``y``, inside the polytope where possible.
+        """A thermodynamically feasible point ``y`` strictly inside its orthant piece.
 
-        The TSM MILP with a random objective gives a feasible vertex, where hit-and-run would stall
-        (almost every chord through a vertex has length zero). With ``B``, the segment from that
-        vertex to the EP centre (then to random interior points) is cut where fluxes change sign
-        and the midpoint of its longest feasible piece is returned. Raises
-        :class:`~bayesflux.InfeasibleError` (naming the metabolome at fault) if no point exists.
+        The sign pattern ``s`` of :meth:`interior` fixes the piece
+        ``{A_y y <= b_y, s_j v_j(y) >= 0}``; its Chebyshev centre ``c`` and radius ``r`` (one LP)
+        give the start ``c + u``, ``u`` uniform in the ball of radius ``r / 2`` (``seed``), so
+        chains start apart and every hit-and-run chord through the start has positive length.
+        With ``B``, the pattern is checked again by its own LP. Raises
+        :class:`~bayesflux.InfeasibleError` if the TSM is infeasible or no piece has an interior
+        (an active reaction that cannot run: :meth:`build` fixes such reactions at zero).
         """
         rng = np.random.default_rng(seed)
-        milp = TSMMilp(self.thermo)
-        cost = np.zeros(milp.n_col)
-        cost[milp.columns.v] = rng.normal(size=self.thermo.network.n_reactions)
-        status, _, x = milp.minimize(cost)
-        if status != "optimal":
-            raise diagnose_infeasible(self.thermo, what="thermodynamic sampling start")
-        vertex = self.from_fluxes(x[milp.columns.v])
-        if B is None:
-            return vertex
-        keys = jax.random.split(jax.random.key(seed), 1)
-        targets = np.asarray(
-            _plain_chain(
-                keys, jnp.zeros((1, self.dim)), jnp.asarray(self.A_y), jnp.asarray(self.b_y), tries
+        y_milp, rho, _ = self.interior(seed=seed)
+        if rho <= 1e-7 * self.radius:
+            raise InfeasibleError(
+                f"no thermodynamically feasible orthant piece of network "
+                f"{self.thermo.network.id!r} has an interior (margin {rho:.2g}); build the space "
+                "with FluxSpace.build, which fixes reactions that cannot run at zero"
             )
-        )[0]
-        for target in np.vstack([np.zeros((1, self.dim)), targets]):
-            v0 = self.f0 + self.F @ vertex
-            w = self.F @ (target - vertex)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cross = np.where(w != 0, -v0 / w, np.nan)
-            inner = np.sort(cross[(cross > 0) & (cross < 1)])
-            edges = np.concatenate([[0.0], inner, [1.0]])
-            mids = 0.5 * (edges[1:] + edges[:-1])
-            ok = np.array([B.is_feasible(flux_signs(v0 + a * w)) for a in mids])
-            if ok.any():
-                length = np.where(ok, np.diff(edges), 0.0)
-                a = mids[int(np.argmax(length))]
-                return vertex + a * (target - vertex)
-        return vertex
+        signs = flux_signs(self.f0 + self.F @ y_milp)
+        sided = (np.abs(self.F).max(axis=1, initial=0.0) > 1e-12) & (signs != 0)
+        rows = -signs[sided, None] * self.F[sided]  # s_j (f0_j + F_j y) >= 0
+        A = np.vstack([self.A_y, rows])
+        b = np.concatenate([self.b_y, signs[sided] * self.f0[sided]])
+        norm = np.linalg.norm(A, axis=1)
+        centre, r = chebyshev_center(
+            A / norm[:, None],
+            b / norm,
+            what=f"orthant piece of the start of {self.thermo.network.id!r}",
+        )
+        u = rng.normal(size=self.dim)
+        u *= 0.5 * r * rng.uniform() ** (1.0 / self.dim) / np.linalg.norm(u)
+        y = centre + u
+        if B is not None and not B.is_feasible(flux_signs(self.f0 + self.F @ y)):
+            raise SolverError(
+                f"the interior-start MILP of network {self.thermo.network.id!r} gave a sign "
+                "pattern whose concentration polytope B is empty (solver tolerances)"
+            )
+        return y
 
     def violation_scales(
         self, B: ConcentrationPolytope, *, n: int = 2000, seed: int = 0

@@ -32,7 +32,6 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 import xarray as xr
 
 from bayesflux.progress import progress_bar
@@ -41,7 +40,7 @@ from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.orthants import _feasible, _pick, chord_pieces
 from bayesflux.thermo.polytope_b import ConcentrationPolytope
 
-__all__ = ["interior_start", "parallel_tempering", "propose"]
+__all__ = ["parallel_tempering", "propose"]
 
 
 @jax.jit
@@ -80,47 +79,6 @@ def _beta(temperatures: np.ndarray) -> np.ndarray:
     out = np.full(temperatures.shape, np.inf)
     out[1:] = 1.0 / (temperatures[1:] ** 2 - 1.0)
     return out
-
-
-def interior_start(
-    space: FluxSpace, B: ConcentrationPolytope, *, seed: int = 0, tries: int = 200
-) -> np.ndarray | None:
-    """A thermodynamically feasible point ``y`` deep inside its orthant piece, or None.
-
-    Draw ``ln c`` uniformly in its box; the sign pattern ``s = -sign(ΔrG)`` then has a non-empty
-    B(s) by construction. The Chebyshev centre of the piece ``{A_y y <= b_y, s ∘ v(y) >= 0}`` (one
-    LP) is returned for the first pattern whose piece is full-dimensional. (A vertex, as the TSM
-    MILP gives, has many zero fluxes; every hit-and-run chord through it has length zero.)
-    """
-    t = space.thermo
-    rng = np.random.default_rng(seed)
-    active = np.abs(space.F).max(axis=1) > 1e-12  # blocked reactions carry no sign
-    Fa, f0a = space.F[active], space.f0[active]
-    rows_A = np.hstack([space.A_y, np.linalg.norm(space.A_y, axis=1)[:, None]])
-    norm_F = np.linalg.norm(Fa, axis=1)[:, None]
-    cost = np.zeros(space.dim + 1)
-    cost[-1] = -1.0
-    for _ in range(tries):
-        lnc = rng.uniform(t.lnc_lb, t.lnc_ub)
-        drg = t.drg0 + t.drg_matrix @ lnc
-        if np.any(np.abs(drg[active]) < t.margin):
-            continue
-        sgn = -np.sign(drg[active])[:, None]
-        # s_i (f0_i + F_i y) >= r |F_i|  <=>  -s_i F_i y + r |F_i| <= s_i f0_i
-        A_ub = np.vstack([rows_A, np.hstack([-sgn * Fa, norm_F])])
-        b_ub = np.concatenate([space.b_y, sgn[:, 0] * f0a])
-        res = scipy.optimize.linprog(
-            cost,
-            A_ub=A_ub,
-            b_ub=b_ub,
-            bounds=[(None, None)] * space.dim + [(0, 1e3)],
-            method="highs",
-        )
-        if res.status == 0 and res.x[-1] > 1e-6:
-            y = res.x[:-1]
-            if B.is_feasible(flux_signs(space.f0 + space.F @ y)):
-                return y
-    return None
 
 
 def parallel_tempering(
@@ -182,11 +140,10 @@ def parallel_tempering(
     )
     log_gaps = np.log(np.diff(temps))
     energies = _Energy(B, sigma)
-    # the exact replica needs a feasible start (possibly a vertex, where hit-and-run stalls); the
-    # relaxed ones start at the EP centre, inside A, and bring interior feasible points down
+    # the exact replica starts strictly inside a feasible orthant piece (FluxSpace.feasible_start);
+    # the relaxed ones start at the EP centre, inside A, and bring interior feasible points down
     y = np.zeros((K, space.dim))
-    start = interior_start(space, B, seed=seed)
-    y[0] = start if start is not None else space.feasible_start(B, seed=seed)
+    y[0] = space.feasible_start(B, seed=seed)
     energy = np.concatenate([[0.0], np.repeat(energies(flux_signs(space.f0[None])), K - 1)])
     A, b = jnp.asarray(space.A_y), jnp.asarray(space.b_y)
     f0, F = jnp.asarray(space.f0), jnp.asarray(space.F)

@@ -107,15 +107,9 @@ def test_least_conservative_bound_uses_largest_drg(triangle_thermo):
     assert np.all(out.values >= 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug: on E. coli core (physiological ln c) FluxSpace.feasible_start falls back "
-        "to the TSM MILP vertex, where every hit-and-run chord has length zero, so each chain "
-        "stays at its start (per-chain flux std ~1e-12); fix feasible_start, then drop this mark"
-    ),
-)
 def test_orthant_chains_move_on_ecoli_core():
+    """Each chain starts inside an orthant piece (not at a MILP vertex, where every chord has
+    length zero) and moves."""
     from bayesflux.thermo import ecoli_core
 
     tree = sample_orthants(
