@@ -24,10 +24,15 @@ from bayesflux.expression import read_flux_data, read_gene_data
 from bayesflux.methods.falcon import falcon
 
 EXCHANGES = ["r_1714", "r_1761", "r_1672", "r_1808", "r_1634", "r_1650", "r_1546"]
-PAPER = {("5.21", "high", "75"): 0.99, ("5.21", "high", "85"): 0.99,
-         ("5.21", "minimal", "75"): 1.0, ("7.6", "high", "75"): 0.99,
-         ("7.6", "high", "85"): 0.98, ("7.6", "minimal", "75"): 0.98,
-         ("7.6", "minimal", "85"): 0.97}
+PAPER = {
+    ("5.21", "high", "75"): 0.99,
+    ("5.21", "high", "85"): 0.99,
+    ("5.21", "minimal", "75"): 1.0,
+    ("7.6", "high", "75"): 0.99,
+    ("7.6", "high", "85"): 0.98,
+    ("7.6", "minimal", "75"): 0.98,
+    ("7.6", "minimal", "85"): 0.97,
+}
 
 
 def pearson(v: np.ndarray, measured: np.ndarray) -> float:
@@ -44,8 +49,10 @@ def main() -> None:
     parser.add_argument("--constraints", nargs="+", default=["high", "minimal"])
     args = parser.parse_args()
     lee = datasets.shared_data_dir() / "falcon_yeast" / "lee2012"
-    print(f"{'model':6} {'cons':8} {'cond':4} {'r(mean)':>8} {'paper':>6} {'s/run':>6} "
-          f"{'iter':>5}  r(run)")
+    print(
+        f"{'model':6} {'cons':8} {'cond':4} {'r(mean)':>8} {'paper':>6} {'s/run':>6} "
+        f"{'iter':>5}  r(run)"
+    )
     for version in args.models:
         for constraints in args.constraints:
             net = datasets.yeast(version, constraints=constraints)
@@ -63,9 +70,12 @@ def main() -> None:
                 r_runs = [pearson(v, measured) for v in runs]
                 r_mean = pearson(runs.mean(axis=0), measured)
                 paper = PAPER.get((version, constraints, cond), float("nan"))
-                print(f"{version:6} {constraints:8} {cond:4} {r_mean:8.3f} {paper:6.2f} "
-                      f"{per_run:6.2f} {res.attrs['iterations']:5.1f}  "
-                      f"{' '.join(f'{r:.2f}' for r in r_runs)}", flush=True)
+                print(
+                    f"{version:6} {constraints:8} {cond:4} {r_mean:8.3f} {paper:6.2f} "
+                    f"{per_run:6.2f} {res.attrs['iterations']:5.1f}  "
+                    f"{' '.join(f'{r:.2f}' for r in r_runs)}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

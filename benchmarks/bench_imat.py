@@ -38,18 +38,24 @@ def main() -> None:
     net = datasets.yeast("5.21")
     start = time.perf_counter()
     ab = enzyme_abundance(net, genes["mean"])
-    print(f"enzyme abundance (min-disjunction, {net.n_reactions} reactions): "
-          f"{time.perf_counter() - start:.3f} s")
+    print(
+        f"enzyme abundance (min-disjunction, {net.n_reactions} reactions): "
+        f"{time.perf_counter() - start:.3f} s"
+    )
     start = time.perf_counter()
     g = gimme(net, abundance=ab)
     r = pearson(g["flux"].sel(reaction=EXCHANGES).values, measured)
-    print(f"GIMME: {time.perf_counter() - start:.2f} s, inconsistency "
-          f"{g.attrs['inconsistency']:.4g}, r = {r:.3f}")
+    print(
+        f"GIMME: {time.perf_counter() - start:.2f} s, inconsistency "
+        f"{g.attrs['inconsistency']:.4g}, r = {r:.3f}"
+    )
     start = time.perf_counter()
     m = imat(net, abundance=ab, time_limit=args.time_limit)
-    print(f"iMAT (HiGHS MILP): {time.perf_counter() - start:.2f} s, status {m.attrs['status']}, "
-          f"{m.attrs['objective_value']:.0f} of {int((m['category'] != 0).sum())} reactions "
-          f"agree, r = {pearson(m['flux'].sel(reaction=EXCHANGES).values, measured):.3f}")
+    print(
+        f"iMAT (HiGHS MILP): {time.perf_counter() - start:.2f} s, status {m.attrs['status']}, "
+        f"{m.attrs['objective_value']:.0f} of {int((m['category'] != 0).sum())} reactions "
+        f"agree, r = {pearson(m['flux'].sel(reaction=EXCHANGES).values, measured):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -185,6 +185,15 @@ def _fix_directions(split: IrreversibleSplit, v_irr: np.ndarray, closed: np.ndar
     return out
 
 
+def _open_directions(split: IrreversibleSplit, closed: np.ndarray) -> np.ndarray:
+    """Per reaction: +1 (only forwards open), -1 (only backwards), 0 (both, or neither)."""
+    n = split.to_net.shape[0]
+    is_open = closed < 0.5
+    fwd = np.bincount(split.origin, weights=is_open & (split.direction > 0), minlength=n) > 0
+    bwd = np.bincount(split.origin, weights=is_open & (split.direction < 0), minlength=n) > 0
+    return fwd.astype(int) - bwd.astype(int)
+
+
 def _n_irreversible(split: IrreversibleSplit, closed: np.ndarray) -> int:
     """Reactions that can run in one direction only, given the closed split columns."""
     open_ = np.bincount(split.origin, weights=1.0 - closed, minlength=split.to_net.shape[0])
@@ -236,7 +245,9 @@ def falcon(
     Returns
     -------
     xarray.Dataset
-        ``flux`` (mean over runs), ``flux_sd``, ``runs`` (``run`` x ``reaction``), and attrs
+        ``flux`` (mean over runs), ``flux_sd``, ``runs`` (``run`` x ``reaction``), ``direction``
+        (per run: +1 / -1 where the iteration left only the forward / backward direction open, 0
+        where both stayed open), and attrs
         ``objective``, ``iterations``, ``seconds`` (per run mean). Groups are sigma-weighted
         (``sigma_i`` floored at the smallest positive sigma; 1 where no std is given).
     """
@@ -284,7 +295,7 @@ def _falcon_runs(network, e, sigma, members, flux_floor, repeats, seed, max_iter
 
     split = network.split_irreversible()
     rng = np.random.default_rng(seed)
-    runs, objectives, iterations, seconds = [], [], [], []
+    runs, directions, objectives, iterations, seconds = [], [], [], [], []
     for k in range(repeats):
         start = time.perf_counter()
         order = None if k == 0 else rng.permutation(len(split.reactions))
@@ -300,6 +311,7 @@ def _falcon_runs(network, e, sigma, members, flux_floor, repeats, seed, max_iter
                 break
             count = new
         runs.append(split.to_net @ v_irr)
+        directions.append(_open_directions(split, closed))
         objectives.append(obj)
         iterations.append(it)
         seconds.append(time.perf_counter() - start)
@@ -311,6 +323,7 @@ def _falcon_runs(network, e, sigma, members, flux_floor, repeats, seed, max_iter
             "flux_sd": ("reaction", runs_arr.std(axis=0, ddof=1) if repeats > 1
                         else np.zeros(network.n_reactions)),
             "runs": (("run", "reaction"), runs_arr),
+            "direction": (("run", "reaction"), np.array(directions)),
             "objective": ("run", np.array(objectives)),
         },
         coords={**coords, "run": np.arange(repeats)},

@@ -2,10 +2,10 @@
 
 * :class:`FluxObservations` — measured (exchange) fluxes, ``y_j ~ N(v_j, sd_j²)``.
 * :class:`ExpressionLaplace` — FALCON as a likelihood: the abundance of each reaction group ``R_i``
-  is ``e_i ~ Laplace(Σ_{j∈R_i} |v_j| / n, σ_i)`` with the scale ``n`` latent. Up to a constant
-  its negative log-likelihood is ``Σ_i |Σ_{R_i}|v_j| - n e_i| / (n σ_i)``, FALCON's objective
-  (seed 003), so its maximum is FALCON's optimum; sampling gives the uncertainty that FALCON's
-  single optimum hides.
+  is ``e_i ~ Laplace(k Σ_{j∈R_i} |v_j|, σ_i)``, the scale ``k`` integrated out or latent. Up to
+  a constant its negative log-likelihood is ``Σ_i |Σ_{R_i}|v_j| - n e_i| / (n σ_i)`` with
+  ``n = 1/k``, FALCON's objective (seed 003), so its maximum is FALCON's optimum; sampling gives
+  the uncertainty that FALCON's single optimum hides.
 * :class:`ExpressionCapacity` — E-Flux as a prior: ``|v_j| <= α e_j`` with the capacity ``α``
   latent (linear in ``(v, α)``, so the support stays a polytope).
 * :class:`Labeling13C` — the 13C MID likelihood of a :class:`~bayesflux.labeling.LabelingProblem`
@@ -15,18 +15,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayesflux.errors import ConfigError, NetworkError
+from bayesflux.errors import ConfigError, InfeasibleError, NetworkError
 from bayesflux.expression.abundance import abundance_vector, enzyme_abundance, group_abundance
 from bayesflux.labeling.measurements import LabelingProblem
 from bayesflux.models.posterior import Coupling, Latent
 from bayesflux.network import Network, as_network
+from bayesflux.sampling.polytope import LinearConstraint
 
 __all__ = ["ExpressionCapacity", "ExpressionLaplace", "FluxObservations", "Labeling13C"]
 
@@ -82,12 +83,19 @@ def _abundance(network: Network, expression, std, abundance, gpr_method) -> xr.D
 
 
 class ExpressionLaplace:
-    """FALCON's least-absolute-deviation fit as a Laplace likelihood with a latent scale ``n``.
+    """FALCON's least-absolute-deviation fit as a Laplace likelihood of the enzyme abundances.
 
-    ``e_i ~ Laplace(g_i(v) / n, σ_i)``, ``g_i(v) = Σ_{j∈R_i} |v_j|`` over the reaction groups of
-    :func:`~bayesflux.expression.enzyme_abundance` (reactions with one GPR rule share ``e_i``);
+    ``e_i ~ Laplace(k g_i(v), σ_i)``, ``g_i(v) = Σ_{j∈R_i} |v_j|`` over the reaction groups of
+    :func:`~bayesflux.expression.enzyme_abundance` (reactions with one GPR rule share ``e_i``),
+    ``k`` the abundance per unit flux (FALCON's ``1/n``) with a uniform prior on ``scale_bounds``;
     ``σ_i`` is the abundance's standard deviation floored at the smallest positive one (1 where
-    none is given), as in :func:`~bayesflux.methods.falcon`.
+    none is given), as in :func:`~bayesflux.methods.falcon`. Then
+    ``-log L = Σ_i |g_i(v) - n e_i| / (n σ_i) + const``: FALCON's objective.
+
+    With ``marginalize=True`` (default) ``k`` is integrated out exactly: ``Σ_i |k g_i - e_i| / σ_i``
+    is piecewise linear in ``k`` with breakpoints ``e_i / g_i``, so
+    ``∫ exp(-Σ_i |k g_i - e_i| / σ_i) dk`` is a sum of exponential integrals over the segments.
+    The chains then move in the fluxes alone (no ridge ``(v, k) -> (c v, k / c)`` to crawl along).
 
     Parameters
     ----------
@@ -97,10 +105,10 @@ class ExpressionLaplace:
         Gene expression means and standard deviations, or ``abundance``: a precomputed
         single-sample :func:`~bayesflux.expression.enzyme_abundance`.
     scale_bounds
-        Support of ``n`` (flux per unit abundance). Default: ``Σ_j max|v_j| / Σ_i e_i`` times
-        ``[1e-4, 10]`` over the FVA ranges of the network.
-    prior
-        ``"uniform"`` (default: the posterior mode is FALCON's optimum) or ``"log-uniform"``.
+        Support of ``k``. Default: ``Σ_i e_i / Σ_j max|v_j|`` (over enzymatic reactions, from the
+        flux bounds) times ``[1e-1, 1e4]``.
+    marginalize
+        Integrate ``k`` out (default) or keep it as the latent ``{name}_k``.
     """
 
     def __init__(
@@ -112,7 +120,7 @@ class ExpressionLaplace:
         abundance: xr.Dataset | None = None,
         gpr_method: str = "min_disjunction",
         scale_bounds: tuple[float, float] | None = None,
-        prior: str = "uniform",
+        marginalize: bool = True,
         name: str = "expression",
     ) -> None:
         network = as_network(network)
@@ -124,36 +132,136 @@ class ExpressionLaplace:
         self.sigma = np.maximum(s, positive.min()) if positive.size else np.ones_like(e)
         self.abundance = e
         self.members = members.astype(float)  # groups x reactions
-        self.groups = np.unique(ds["group"].values[ds["group"].values >= 0])[: e.size]
         self.name = name
-        self.scale_name = f"{name}_scale"
+        self.scale_name = f"{name}_k"
         if scale_bounds is None:
             vmax = np.maximum(np.abs(network.lb), np.abs(network.ub))
             total = float(np.sum(np.where(np.isfinite(vmax), vmax, 0.0) * members.any(axis=0)))
-            ref = total / float(e.sum()) if e.sum() > 0 else 1.0
-            scale_bounds = (1e-4 * ref, 10.0 * ref)
-        self.latents = (Latent(self.scale_name, *scale_bounds, prior=prior),)
+            ref = float(e.sum()) / total if total > 0 else 1.0
+            scale_bounds = (1e-1 * ref, 1e4 * ref)
+        self.scale_bounds = (float(scale_bounds[0]), float(scale_bounds[1]))
+        if not 0 < self.scale_bounds[0] < self.scale_bounds[1] < np.inf:
+            raise ConfigError(f"scale_bounds must satisfy 0 < lower < upper, got {scale_bounds}")
+        self.marginalize = bool(marginalize)
+        self.latents = () if self.marginalize else (Latent(self.scale_name, *self.scale_bounds),)
         self.couplings: tuple[Coupling, ...] = ()
 
     def group_flux(self, v: jax.Array) -> jax.Array:
         """``g_i(v) = Σ_{j∈R_i} |v_j|`` per group."""
         return jnp.abs(v) @ self.members.T
 
+    def _const(self) -> float:
+        return -float(np.sum(np.log(2.0 * self.sigma)))
+
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
-        n = theta[self.scale_name]
-        dev = jnp.abs(self.group_flux(v) / n - self.abundance) / self.sigma
-        return -jnp.sum(dev) - np.sum(np.log(2.0 * self.sigma))
+        g = self.group_flux(v)
+        if not self.marginalize:
+            k = theta[self.scale_name]
+            return -jnp.sum(jnp.abs(k * g - self.abundance) / self.sigma) + self._const()
+        return self._log_marginal(g) + self._const()
+
+    def _log_marginal(self, g: jax.Array) -> jax.Array:
+        """``log (1/(b-a)) ∫_a^b exp(-Σ_i w_i |k - r_i| - c0) dk`` with ``w_i = g_i / σ_i``,
+        ``r_i = e_i / g_i`` (groups with ``g_i = 0`` add ``e_i / σ_i`` to ``c0``)."""
+        a, b = self.scale_bounds
+        e, sig = self.abundance, self.sigma
+        on = g > 0
+        w = jnp.where(on, g / sig, 0.0)
+        r = jnp.clip(jnp.where(on, e / jnp.where(on, g, 1.0), a), a, b)
+        c0 = jnp.sum(jnp.where(on, 0.0, e / sig))
+        order = jnp.argsort(r)
+        r, w = r[order], w[order]
+        edges = jnp.concatenate([jnp.array([a]), r, jnp.array([b])])  # segment k: [edges_k, +1]
+        left_w = jnp.concatenate([jnp.zeros(1), jnp.cumsum(w)])  # weight of r_i <= segment
+        left_wr = jnp.concatenate([jnp.zeros(1), jnp.cumsum(w * r)])
+        slope = left_w - (left_w[-1] - left_w)  # f(k) = slope k + intercept on the segment
+        intercept = -left_wr + (left_wr[-1] - left_wr) + c0
+        p, q = edges[:-1], edges[1:]
+        d = q - p
+        m = jnp.where(slope >= 0, p, q)
+        mag = jnp.abs(slope)
+        safe = jnp.where(mag * d > 1e-12, mag, 1.0)
+        log_len = jnp.where(
+            mag * d > 1e-12, jnp.log(-jnp.expm1(-safe * d)) - jnp.log(safe), jnp.log(d)
+        )
+        pieces = -intercept - slope * m + log_len
+        return jax.scipy.special.logsumexp(jnp.where(d > 0, pieces, -jnp.inf)) - np.log(b - a)
 
     def best_scale(self, v: np.ndarray) -> float:
-        """The ``n`` maximising the likelihood at fixed ``v``: ``1/n`` is the weighted median of
-        ``e_i / g_i`` with weights ``g_i / σ_i`` (the objective is piecewise linear in ``1/n``)."""
+        """The ``k`` maximising the likelihood at fixed ``v``: the weighted median of ``e_i / g_i``
+        with weights ``g_i / σ_i`` (the objective is piecewise linear in ``k``)."""
         g = np.abs(np.asarray(v)) @ self.members.T
         ok = g > 0
         ratio, weight = self.abundance[ok] / g[ok], g[ok] / self.sigma[ok]
         order = np.argsort(ratio)
         cum = np.cumsum(weight[order])
-        u = ratio[order][np.searchsorted(cum, 0.5 * cum[-1])]
-        return float(1.0 / u)
+        return float(ratio[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+    def map_estimate(
+        self,
+        network,
+        *,
+        constraints: Sequence[LinearConstraint] = (),
+        directions: Mapping[str, int] | None = None,
+        time_limit: float = 60.0,
+    ) -> xr.Dataset:
+        """The global posterior mode of ``(v, k)`` (flat priors) by one MILP in cvxpy + HiGHS.
+
+        Charnes-Cooper ``w = k v`` makes the model linear except ``|w_j|``, which direction
+        binaries ``y_j`` make exact: ``w_j = w_j+ - w_j-``, ``w_j+ <= M y_j``,
+        ``w_j- <= M (1 - y_j)``. Minimise ``Σ_i |Σ_{R_i} (w_j+ + w_j-) - e_i| / σ_i`` subject to
+        ``S w = 0``, ``k lb <= w <= k ub``, ``k lower <= G w <= k upper`` (extra constraints) and
+        ``k`` in its bounds; ``v = w / k``. ``directions`` (``{reaction: +1 or -1}``) restricts
+        the mode to an orthant, e.g. the directions FALCON's iteration settled on.
+
+        Only ``w`` (the fluxes in abundance units) is identified: ``k`` may take any value that
+        keeps ``w / k`` within the flux bounds, so compare fluxes through ``w`` (``flux * k``).
+        """
+        import cvxpy as cp
+
+        network = as_network(network)
+        n = network.n_reactions
+        lb, ub = network.lb, network.ub
+        k_lo, k_hi = self.scale_bounds
+        big = k_hi * float(np.max(np.abs(np.concatenate([lb, ub]))))
+        wp, wm = cp.Variable(n, nonneg=True), cp.Variable(n, nonneg=True)
+        y = cp.Variable(n, boolean=True)
+        k = cp.Variable()
+        w = wp - wm
+        cons = [
+            network.S @ w == 0,
+            w >= k * lb,
+            w <= k * ub,
+            wp <= big * y,
+            wm <= big * (1 - y),
+            k >= k_lo,
+            k <= k_hi,
+        ]
+        for rxn, sign in (directions or {}).items():
+            j = network.indices([rxn])[0]
+            if sign not in (-1, 1):
+                raise ConfigError(f"direction of {rxn!r} must be +1 or -1, got {sign!r}")
+            cons.append((wm if sign > 0 else wp)[j] == 0)
+        for con in constraints:
+            row = np.zeros(n)
+            for rxn, coef in con.coefficients.items():
+                row[network.indices([rxn])[0]] += coef
+            if np.isfinite(con.lower):
+                cons.append(row @ w >= k * con.lower)
+            if np.isfinite(con.upper):
+                cons.append(row @ w <= k * con.upper)
+        dev = cp.abs(self.members @ (wp + wm) - self.abundance)
+        problem = cp.Problem(cp.Minimize(cp.sum(cp.multiply(1.0 / self.sigma, dev))), cons)
+        problem.solve(solver=cp.HIGHS, time_limit=time_limit, mip_rel_gap=1e-9)
+        if problem.status not in ("optimal", "optimal_inaccurate"):
+            raise InfeasibleError(f"MAP of the expression model: solver status {problem.status}")
+        kv = float(k.value)
+        flux = np.asarray(w.value) / kv
+        return xr.Dataset(
+            {"flux": ("reaction", flux)},
+            coords={"reaction": list(network.reactions)},
+            attrs={"k": kv, "objective": float(problem.value), "status": problem.status},
+        )
 
     def observed_data(self) -> dict[str, xr.DataArray]:
         coords = {"group": np.arange(self.abundance.size)}
@@ -198,7 +306,8 @@ class ExpressionCapacity:
                 rows.append(Coupling({rxn: 1.0}, {self.alpha_name: float(e[j])}, lower=0.0))
         self.couplings = tuple(rows)
         self.relative_abundance = xr.DataArray(
-            e[known], dims="capacity_reaction",
+            e[known],
+            dims="capacity_reaction",
             coords={"capacity_reaction": [network.reactions[j] for j in known]},
         )
 

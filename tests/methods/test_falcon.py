@@ -45,16 +45,16 @@ def _lfp_by_search(split, members, e, sigma, floor):
         b_ub = np.concatenate([n * e, -n * e, [-floor]])
         A_eq = np.hstack([S, np.zeros((S.shape[0], g))])
         bounds = list(zip(split.lb, split.ub)) + [(0, None)] * g
-        res = so.linprog(c, A_ub, b_ub, A_eq, np.zeros(S.shape[0]), bounds=bounds,
-                         method="highs-ipm")
+        res = so.linprog(
+            c, A_ub, b_ub, A_eq, np.zeros(S.shape[0]), bounds=bounds, method="highs-ipm"
+        )
         return res.fun if res.status == 0 else np.inf
 
     grid = np.geomspace(1e-3, 1e3, 121)
     vals = [value(n) for n in grid]
     k = int(np.argmin(vals))
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
-    best = so.minimize_scalar(value, bounds=(lo, hi), method="bounded",
-                              options={"xatol": 1e-10})
+    best = so.minimize_scalar(value, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
     return min(best.fun, min(vals))
 
 
@@ -67,8 +67,7 @@ def test_charnes_cooper_matches_search_over_n(branch, expr):
     split = branch.split_irreversible()
     lp = FalconLP(split, members, e, s, flux_floor=0.5)
     v_irr, objective = lp.solve(np.zeros(len(split.reactions)))
-    assert objective == pytest.approx(_lfp_by_search(split, members, e, s, 0.5), rel=1e-5,
-                                      abs=1e-7)
+    assert objective == pytest.approx(_lfp_by_search(split, members, e, s, 0.5), rel=1e-5, abs=1e-7)
     v = split.to_net @ v_irr
     np.testing.assert_allclose(branch.S @ v, 0, atol=1e-8)
 
@@ -92,10 +91,42 @@ def test_direction_fixing_and_steady_state(branch):
     assert float(res["flux"].sel(reaction="R5")) > 0  # C -> D to feed the poorly expressed R4
 
 
+def _net_objective(network, res, genes, std=None):
+    """FALCON's objective of the net fluxes: min over u = 1/n of sum_i |u a_i - e_i| / sigma_i.
+
+    ``a_i = sum_{j in R_i} |v_j|`` of the first run; ``e``, ``sigma`` scaled as ``falcon`` does
+    (sigma floored at its smallest positive value, both times ``flux_floor / sum e``). The function
+    of u is convex and piecewise linear, so its minimum lies at u = 0 or a breakpoint e_i / a_i.
+    """
+    e, s, members = group_abundance(enzyme_abundance(network, genes, std))
+    sigma = np.maximum(s, s[s > 0].min()) if np.any(s > 0) else np.ones_like(e)
+    scale = res.attrs["flux_floor"] / e.sum()
+    a = members.astype(float) @ np.abs(res["runs"].values[0])
+    e, sigma = e * scale, sigma * scale
+    return min(np.sum(np.abs(u * a - e) / sigma) for u in np.append(0.0, e[a > 0] / a[a > 0]))
+
+
+def test_reported_objective_is_that_of_the_net_fluxes():
+    # R2: B <-> E into a dead end, so its net flux is 0 at any steady state. With both split
+    # directions open the LP can fit g2 by v_f = v_b > 0 (objective 0) while the net flux it
+    # returns carries nothing; closing a direction of such a reaction makes the fit pay for it.
+    net = Network.from_stoichiometry(
+        {"EX_A": {"A": 1}, "R1": {"A": -1, "B": 1}, "R2": {"B": -1, "E": 1}, "R3": {"B": -1}},
+        bounds={"EX_A": (0, 10), "R2": (-10, 10)},
+        gpr={"R1": "g1", "R2": "g2", "R3": "g3"},
+        id="dead_end",
+    )
+    genes = {"g1": 1.0, "g2": 2.0, "g3": 1.0}
+    res = falcon(net, genes)
+    assert float(res["flux"].sel(reaction="R2")) == pytest.approx(0, abs=1e-9)
+    # R1 = R3 fit exactly; R2's residual is its whole scaled abundance over its (unit) sigma, 2
+    assert float(res["objective"][0]) == pytest.approx(2.0, rel=1e-9)
+    assert float(res["objective"][0]) == pytest.approx(_net_objective(net, res, genes), rel=1e-9)
+
+
 def test_groups_share_one_abundance():
     net = Network.from_stoichiometry(
-        {"EX_A": {"A": 1}, "R1": {"A": -1, "B": 1}, "R2": {"A": -1, "B": 1},
-         "R3": {"B": -1}},
+        {"EX_A": {"A": 1}, "R1": {"A": -1, "B": 1}, "R2": {"A": -1, "B": 1}, "R3": {"B": -1}},
         bounds={"EX_A": (0, 10)},
         gpr={"R1": "gA and gB", "R2": "gB and gA", "R3": "gC"},
     )
@@ -135,4 +166,13 @@ def test_yeast5_high_constraints_75(shared_data):
     ids = ["r_1714", "r_1761", "r_1672", "r_1808", "r_1634", "r_1650", "r_1546"]
     v = res["flux"].sel(reaction=ids).values
     predicted = np.abs(v) * measured[0] / abs(v[0])
+    # the paper's 0.99 is a mean of 32 Gurobi runs to two figures; single HiGHS runs over
+    # permuted columns (alternative optima) give 0.99 here (benchmarks/bench_falcon.py), so
+    # 0.97 leaves room for another optimum but fails if the fit loses the exchange pattern
     assert np.corrcoef(predicted, measured)[0, 1] >= 0.97
+    # the objective is that of the returned fluxes: no flux hidden in v_f = v_b > 0 pairs (the
+    # old direction fixing reported 5333 here while its fluxes scored 6799)
+    objective = float(res["objective"][0])
+    assert objective == pytest.approx(
+        _net_objective(net, res, genes["mean"], genes["std"]), rel=1e-6
+    )
