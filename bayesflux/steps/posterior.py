@@ -71,6 +71,7 @@ def posterior_step(
     kernel: str = "coordinate",
     rounding: str = "ep",
     seed: int = 0,
+    block_size: int = 100,
     checkpoint: str | None = None,
     progress: bool = True,
 ) -> xr.DataTree:
@@ -109,6 +110,7 @@ def posterior_step(
         kernel=kernel,
         rounding=rounding,
         seed=seed,
+        block_size=block_size,
         checkpoint=None if checkpoint is None else Path(checkpoint),
         progress=progress,
     )
