@@ -4,6 +4,8 @@
   latents, hit-and-run Metropolis, ArviZ DataTree);
 * :mod:`~bayesflux.models.terms` — likelihood terms: measured fluxes, FALCON's Laplace expression
   likelihood, E-Flux capacities, 13C MIDs with flux-force bounds;
+* :mod:`~bayesflux.models.thermodynamics` — the second law on ``(v, ln c)`` and the metabolome,
+  sampled by feasible-chord hit-and-run;
 * :mod:`~bayesflux.models.scoring` — seed 002's scoring of net-flux samples by 13C fits.
 """
 
@@ -14,6 +16,7 @@ from bayesflux.models.terms import (
     FluxObservations,
     Labeling13C,
 )
+from bayesflux.models.thermodynamics import Thermodynamics, sample_thermodynamic
 
 __all__ = [
     "Coupling",
@@ -23,5 +26,7 @@ __all__ = [
     "FluxPosterior",
     "Labeling13C",
     "Latent",
+    "Thermodynamics",
     "joint_polytope",
+    "sample_thermodynamic",
 ]
