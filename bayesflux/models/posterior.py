@@ -105,6 +105,12 @@ def joint_polytope(
     latents are appended as identity coordinates. ``flux_min``/``flux_max`` are the flux polytope's
     ranges (not tightened by the couplings) and the latent boxes.
     """
+    # couplings without latents are flux constraints: the flux polytope handles them (equalities
+    # included, which as two half-spaces would leave no interior)
+    constraints = list(constraints) + [
+        LinearConstraint(dict(c.fluxes), c.lower, c.upper) for c in couplings if not c.latents
+    ]
+    couplings = [c for c in couplings if c.latents]
     poly = polytope(network, constraints=constraints)
     names = [lat.name for lat in latents]
     clash = sorted(set(names) & set(network.reactions)) or sorted(
