@@ -8,6 +8,7 @@ A config names a model, optional bound overrides, an output file and a list of s
 
     [output]
     path = "results/ecoli_core.nc"           # relative to the config file
+    report = "results/report"                # optional: plots + summary.csv of sampled steps
 
     [[step]]
     kind = "fva"                             # a registered step (see STEPS)
@@ -87,6 +88,7 @@ class Config:
     bounds: dict[str, tuple[float, float]]
     output: Path
     steps: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # name, kind, opts
+    report: Path | None = None
 
     def network(self) -> Network:
         source = self.model
@@ -123,7 +125,12 @@ def load_config(path: str | Path) -> Config:
         if not (isinstance(pair, list) and len(pair) == 2):
             raise ConfigError(f"{path}: bounds for {rxn!r} must be [lower, upper]")
         bounds[rxn] = (float(pair[0]), float(pair[1]))
-    output = _table(raw, "output", str(path)).get("path", "results.nc")
+    output_table = _table(raw, "output", str(path))
+    unknown = set(output_table) - {"path", "report"}
+    if unknown:
+        raise ConfigError(f"{path}: [output] has unknown key(s) {sorted(unknown)}")
+    output = output_table.get("path", "results.nc")
+    report = output_table.get("report")
     steps_raw = raw.get("step", [])
     if not isinstance(steps_raw, list) or not steps_raw:
         raise ConfigError(f"{path}: no [[step]] given; known kinds: {', '.join(sorted(STEPS))}")
@@ -147,7 +154,14 @@ def load_config(path: str | Path) -> Config:
                 f"allowed: {', '.join(allowed) or 'none'}"
             )
         steps.append((name, kind, entry))
-    return Config(path, str(model["source"]), bounds, (path.parent / output).resolve(), steps)
+    return Config(
+        path,
+        str(model["source"]),
+        bounds,
+        (path.parent / output).resolve(),
+        steps,
+        None if report is None else (path.parent / report).resolve(),
+    )
 
 
 def _fingerprint(config: Config, kind: str, options: dict[str, Any]) -> str:
@@ -193,6 +207,11 @@ def run_config(
         previous[name] = tree[name]
         echo(f"[{name}] {step.summarize(tree[name])}")
         write_netcdf(tree, config.output)
+        if config.report is not None and "posterior" in tree[name].children:
+            from bayesflux.report import write_report
+
+            paths = write_report(tree[name], config.report / name)
+            echo(f"[{name}] report: {', '.join(p.name for p in paths)} in {config.report / name}")
     echo(f"wrote {config.output}")
     return tree
 

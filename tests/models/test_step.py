@@ -93,3 +93,18 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     a = read_results(tmp_path / "killed.nc")["posterior"]["posterior"]["flux"].values
     b = read_results(tmp_path / "fresh.nc")["posterior"]["posterior"]["flux"].values
     np.testing.assert_array_equal(a, b)
+
+
+def test_report_of_a_sampled_step(tmp_path):
+    """``[output] report`` writes the forest plot, rank plot and summary of the posterior step."""
+    config = tmp_path / "rep.toml"
+    config.write_text(
+        '[model]\nsource = "small"\n[output]\npath = "out.nc"\nreport = "report"\n'
+        '[[step]]\nkind = "posterior"\nfluxes = { R1 = [2.0, 0.5] }\nnum_chains = 2\n'
+        "num_draws = 100\nseed = 1\nprogress = false\n"
+    )
+    lines: list[str] = []
+    run_config(config, echo=lines.append)
+    folder = tmp_path / "report" / "posterior"
+    assert {p.name for p in folder.iterdir()} >= {"flux_forest.png", "rank.png", "summary.csv"}
+    assert any("report:" in ln for ln in lines)
