@@ -211,8 +211,9 @@ class ExpressionLaplace:
         binaries ``y_j`` make exact: ``w_j = w_j+ - w_j-``, ``w_j+ <= M y_j``,
         ``w_j- <= M (1 - y_j)``. Minimise ``Σ_i |Σ_{R_i} (w_j+ + w_j-) - e_i| / σ_i`` subject to
         ``S w = 0``, ``k lb <= w <= k ub``, ``k lower <= G w <= k upper`` (extra constraints) and
-        ``k`` in its bounds; ``v = w / k``. ``directions`` (``{reaction: +1 or -1}``) restricts
-        the mode to an orthant, e.g. the directions FALCON's iteration settled on.
+        ``k`` in its bounds; ``v = w / k``. ``directions`` (``{reaction: +1, -1 or 0}``: forwards
+        only, backwards only, no flux) restricts the mode to a face of an orthant, e.g. the one
+        FALCON's iteration settled on.
 
         Only ``w`` (the fluxes in abundance units) is identified: ``k`` may take any value that
         keeps ``w / k`` within the flux bounds, so compare fluxes through ``w`` (``flux * k``).
@@ -239,9 +240,12 @@ class ExpressionLaplace:
         ]
         for rxn, sign in (directions or {}).items():
             j = network.indices([rxn])[0]
-            if sign not in (-1, 1):
-                raise ConfigError(f"direction of {rxn!r} must be +1 or -1, got {sign!r}")
-            cons.append((wm if sign > 0 else wp)[j] == 0)
+            if sign not in (-1, 0, 1):
+                raise ConfigError(f"direction of {rxn!r} must be +1, -1 or 0, got {sign!r}")
+            if sign >= 0:
+                cons.append(wm[j] == 0)
+            if sign <= 0:
+                cons.append(wp[j] == 0)
         for con in constraints:
             row = np.zeros(n)
             for rxn, coef in con.coefficients.items():

@@ -32,11 +32,16 @@ def branch():
     )
 
 
-def _lfp_by_search(split, members, e, sigma, floor):
-    """min over n of the LP  min sum d/(n sigma)  (written directly with scipy's linprog)."""
+def _lfp_by_search(split, members, e, sigma, floor, fitted):
+    """min over n of the LP  min sum d/(n sigma)  (written directly with scipy's linprog).
+
+    ``fitted`` masks the split columns that enter the residual rows; every enzymatic column
+    enters the flux floor.
+    """
     m, g = len(split.reactions), len(e)
-    G = members[:, split.origin].astype(float)
-    enz = (G.sum(axis=0) > 0).astype(float)
+    member = members[:, split.origin].astype(float)
+    G = member * fitted[None, :]
+    enz = (member.sum(axis=0) > 0).astype(float)
     S = split.S.toarray()
 
     def value(n):
@@ -58,18 +63,61 @@ def _lfp_by_search(split, members, e, sigma, floor):
     return min(best.fun, min(vals))
 
 
+@pytest.mark.parametrize("fit_open", [False, True])
 @pytest.mark.parametrize("expr", [[1.0, 2.0, 4.0, 1.0, 0.5], [3.0, 0.1, 1.0, 5.0, 2.0]])
-def test_charnes_cooper_matches_search_over_n(branch, expr):
+def test_charnes_cooper_matches_search_over_n(branch, expr, fit_open):
     genes = {f"g{i + 1}": x for i, x in enumerate(expr)}
     sd = {g: 0.1 + 0.2 * i for i, g in enumerate(genes)}
     ab = enzyme_abundance(branch, genes, sd)
     e, s, members = group_abundance(ab)
     split = branch.split_irreversible()
-    lp = FalconLP(split, members, e, s, flux_floor=0.5)
+    lp = FalconLP(split, members, e, s, flux_floor=0.5, fit_open_reactions=fit_open)
     v_irr, objective = lp.solve(np.zeros(len(split.reactions)))
-    assert objective == pytest.approx(_lfp_by_search(split, members, e, s, 0.5), rel=1e-5, abs=1e-7)
+    # reference formulation: R5 (C <-> D, the one reversible reaction) is not fitted yet
+    fitted = np.ones(len(split.reactions), bool) if fit_open else ~np.isin(split.origin, [5])
+    expected = _lfp_by_search(split, members, e, s, 0.5, fitted)
+    assert objective == pytest.approx(expected, rel=1e-5, abs=1e-7)
     v = split.to_net @ v_irr
     np.testing.assert_allclose(branch.S @ v, 0, atol=1e-8)
+
+
+@pytest.mark.parametrize("closed_name", ["R5_reverse", "R5"])
+def test_fixing_a_direction_updates_the_residual_rows_in_place(branch, closed_name):
+    """Closing one direction of R5 (warm LP, coefficients changed in place) gives the LP of the
+    network where R5 is irreversible by its bounds, built afresh."""
+    genes = {"g1": 1.0, "g2": 2.0, "g3": 0.5, "g4": 3.0, "g5": 1.5}
+    e, _, members = group_abundance(enzyme_abundance(branch, genes))
+    s = np.ones_like(e)
+    split = branch.split_irreversible()
+    lp = FalconLP(split, members, e, s, flux_floor=0.5)
+    lp.solve(np.zeros(len(split.reactions)))
+    closed = (np.array(split.reactions) == closed_name).astype(float)
+    v_irr, objective = lp.solve(closed)
+    fixed = branch.with_bounds({"R5": (0.0, 10.0) if closed_name == "R5_reverse" else (-10.0, 0.0)})
+    fresh_split = fixed.split_irreversible()
+    fresh = FalconLP(fresh_split, members, e, s, flux_floor=0.5)
+    w_irr, fresh_objective = fresh.solve(np.zeros(len(fresh_split.reactions)))
+    assert objective == pytest.approx(fresh_objective, rel=1e-9, abs=1e-12)
+    assert fresh_objective < _lfp_by_search(split, members, e, s, 0.5, ~np.isin(split.origin, [5]))
+    np.testing.assert_allclose(branch.S @ (split.to_net @ v_irr), 0, atol=1e-8)
+
+
+def test_zero_scale_is_kept_away_from_zero():
+    """Every enzymatic reaction reversible: the first LP fits nothing (its objective is the same
+    at every point, t = 1/n = 0 included); t >= t_min > 0 makes it return a flux, whose
+    directions the next LP fits. g1 = g2 makes R1 = R2 an exact fit."""
+    net = Network.from_stoichiometry(
+        {"EX_A": {"A": 1}, "R1": {"A": -1, "B": 1}, "R2": {"B": -1, "C": 1}, "EX_C": {"C": -1}},
+        bounds={"EX_A": (0, 10), "R1": (-10, 10), "R2": (-10, 10)},
+        gpr={"R1": "g1", "R2": "g2"},
+        id="chain",
+    )
+    res = falcon(net, {"g1": 2.0, "g2": 2.0})
+    v = res["flux"].sel(reaction=["R1", "R2"]).values
+    assert v[0] > 0 and v[1] == pytest.approx(v[0], rel=1e-9)
+    assert res["direction"].sel(reaction=["R1", "R2"]).values.tolist() == [[1, 1]]
+    assert float(res["objective"][0]) == pytest.approx(0, abs=1e-9)
+    assert res.attrs["iterations"] == 2
 
 
 def test_consistent_expression_is_fitted_exactly(branch):
@@ -83,12 +131,19 @@ def test_consistent_expression_is_fitted_exactly(branch):
 
 
 def test_direction_fixing_and_steady_state(branch):
-    res = falcon(branch, {"g1": 1.0, "g2": 1.0, "g3": 3.0, "g4": 0.2, "g5": 2.5})
-    v = res["flux"].values
-    np.testing.assert_allclose(branch.S @ v, 0, atol=1e-8)
-    assert np.all(v >= branch.lb - 1e-9) and np.all(v <= branch.ub + 1e-9)
-    assert res.attrs["iterations"] >= 1
-    assert float(res["flux"].sel(reaction="R5")) > 0  # C -> D to feed the poorly expressed R4
+    genes = {"g1": 1.0, "g2": 1.0, "g3": 3.0, "g4": 0.2, "g5": 2.5}
+    for fit_open in (True, False):
+        res = falcon(branch, genes, fit_open_reactions=fit_open)
+        v = res["flux"].values
+        np.testing.assert_allclose(branch.S @ v, 0, atol=1e-8)
+        assert np.all(v >= branch.lb - 1e-9) and np.all(v <= branch.ub + 1e-9)
+        assert res.attrs["iterations"] >= 1
+    # fitting the reversible R5 from the start routes C -> D through it to match g5
+    assert float(falcon(branch, genes, fit_open_reactions=True)["flux"].sel(reaction="R5")) > 0
+    # the reference formulation fits R5 only once a solve gives it a direction; no fitted
+    # residual gains from flux through it, so it stays at 0 and open (direction 0)
+    assert float(res["flux"].sel(reaction="R5")) == pytest.approx(0, abs=1e-9)
+    assert int(res["direction"].sel(reaction="R5")[0]) == 0
 
 
 def _net_objective(network, res, genes, std=None):
@@ -117,11 +172,17 @@ def test_reported_objective_is_that_of_the_net_fluxes():
         id="dead_end",
     )
     genes = {"g1": 1.0, "g2": 2.0, "g3": 1.0}
-    res = falcon(net, genes)
-    assert float(res["flux"].sel(reaction="R2")) == pytest.approx(0, abs=1e-9)
-    # R1 = R3 fit exactly; R2's residual is its whole scaled abundance over its (unit) sigma, 2
-    assert float(res["objective"][0]) == pytest.approx(2.0, rel=1e-9)
-    assert float(res["objective"][0]) == pytest.approx(_net_objective(net, res, genes), rel=1e-9)
+    for fit_open in (False, True):
+        res = falcon(net, genes, fit_open_reactions=fit_open)
+        assert float(res["flux"].sel(reaction="R2")) == pytest.approx(0, abs=1e-9)
+        # R1 = R3 fit exactly; R2's residual is its whole scaled abundance over its unit sigma
+        assert float(res["objective"][0]) == pytest.approx(2.0, rel=1e-9)
+        assert float(res["objective"][0]) == pytest.approx(
+            _net_objective(net, res, genes), rel=1e-9
+        )
+        # fitting open reactions closes a v_f = v_b > 0 pair; the reference formulation never
+        # fits R2 (it carries no net flux) and leaves it open
+        assert int(res["direction"].sel(reaction="R2")[0]) == (1 if fit_open else 0)
 
 
 def test_groups_share_one_abundance():
