@@ -36,6 +36,7 @@ from bayesflux.sampling.polytope import (
     chebyshev_center,
     polytope,
 )
+from bayesflux.sampling.rounding import Rounding
 from bayesflux.sampling.sample import sample_fluxes
 
 __all__ = ["Coupling", "FluxPosterior", "Latent", "Term", "joint_polytope"]
@@ -226,13 +227,21 @@ class FluxPosterior:
         num_warmup: int | None = None,
         thinning: int | None = None,
         kernel: Literal["coordinate", "random"] = "coordinate",
-        rounding: Literal["ep", "mve", "none"] = "ep",
+        rounding: Literal["ep", "mve", "none"] | Rounding = "ep",
+        step_size: float | np.ndarray | None = None,
+        adapt_step_size: bool = True,
+        target_acceptance: float = 0.4,
         seed: int = 0,
         block_size: int = 100,
         progress: bool = False,
         checkpoint: str | Path | None = None,
     ) -> xr.DataTree:
         """Hit-and-run Metropolis on the joint polytope (options as in ``sample_fluxes``).
+
+        With precise data the posterior fills a small part of the polytope: give a Gaussian
+        ``step_size`` (adapted in warm-up unless ``adapt_step_size=False``) and a ``rounding``
+        built from the posterior's covariance (``bayesflux.sampling.kernel.covariance_rounding``
+        in the coordinates of ``self.polytope``; chains start at its centre).
 
         Returns an ArviZ DataTree with ``posterior`` (``flux`` over ``reaction``, latents),
         ``sample_stats`` (``acceptance_rate``, ``chord_length``, ``lp``), ``log_likelihood`` (one
@@ -249,13 +258,19 @@ class FluxPosterior:
             kernel=kernel,
             rounding=rounding,
             logdensity_fn=logdensity,
+            step_size=step_size,
+            adapt_step_size=adapt_step_size,
+            target_acceptance=target_acceptance,
             seed=seed,
             block_size=block_size,
             progress=progress,
             checkpoint=checkpoint,
         )
-        return self.to_datatree(raw["posterior"]["flux"].values, raw["sample_stats"].to_dataset(),
-                                attrs=dict(raw.attrs))
+        return self.to_datatree(
+            raw["posterior"]["flux"].values,
+            raw["sample_stats"].to_dataset(),
+            attrs=dict(raw.attrs),
+        )
 
     def to_datatree(
         self, x: np.ndarray, sample_stats: xr.Dataset | None = None, *, attrs: dict | None = None

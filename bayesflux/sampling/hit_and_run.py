@@ -3,12 +3,27 @@
 A chain moves inside ``{x : A x <= b}``. One step (Smith 1984; Chen and Schmeiser 1996; seed 002):
 pick a direction ``theta`` (uniform on the sphere: *random-direction*; a uniformly chosen axis:
 *coordinate*), find the chord ``lam_min <= lam <= lam_max`` with ``A (x + lam theta) <= b``, and
-draw ``lam`` uniformly on it. With a log density ``log p`` the uniform chord point is a symmetric
-proposal accepted with probability ``min(1, p(x') / p(x))`` (hit-and-run Metropolis). The state
-carries the slacks ``b - A x``, so a coordinate step costs ``O(m)``, not ``O(m d)``.
+draw ``lam`` on it. The state carries the slacks ``b - A x``, so a coordinate step costs ``O(m)``,
+not ``O(m d)``. Two proposals along the chord:
+
+* *uniform chord* (default): ``lam ~ U(lam_min, lam_max)``. With a log density ``log p`` this is a
+  symmetric proposal accepted with probability ``min(1, p(x') / p(x))`` (hit-and-run Metropolis).
+* *Gaussian step* (``step_size`` given): ``lam ~ N(0, s^2)`` with ``s`` the step of the chosen axis
+  (or one scalar for random directions); a ``lam`` off the chord is rejected, otherwise
+  ``min(1, p(x') / p(x))``. The proposal density ``N(x' - x; 0, s^2)`` along the line is symmetric
+  and the rejection outside the chord is the Metropolis rule for a target that is 0 off the
+  polytope, so detailed balance holds for ``p`` restricted to the polytope (random-walk Metropolis
+  within Gibbs; Tierney 1994). With a concentrated ``p`` the uniform chord point almost never
+  lands where ``p`` lives; a step matched to the posterior's width does.
+
+Step sizes adapt during warm-up by dual averaging (Nesterov 2009; Hoffman and Gelman 2014,
+Algorithm 5), one average per axis, toward ``target_acceptance`` of that axis' moves
+(:func:`build_warmup_kernel`); :func:`adapted_step_size` gives the averaged step to freeze for
+sampling, which makes the sampling phase a time-homogeneous, exact Metropolis chain.
 
 ``build_kernel(A, b, ...)`` returns ``kernel(rng_key, state) -> (state, info)`` doing ``thinning``
-steps; vmap it over chains (``jax.vmap(kernel)(keys, states)``).
+steps; vmap it over chains (``jax.vmap(kernel)(keys, states)``). ``step_size`` may be a traced
+array, so a kernel built inside ``jit`` takes the adapted step as an argument.
 """
 
 from __future__ import annotations
@@ -18,8 +33,20 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["HitAndRunState", "HitAndRunInfo", "init", "build_kernel", "chord"]
+__all__ = [
+    "DualAveragingState",
+    "HitAndRunState",
+    "HitAndRunInfo",
+    "adapted_step_size",
+    "build_kernel",
+    "build_warmup_kernel",
+    "chord",
+    "freeze",
+    "init",
+    "init_adaptation",
+]
 
 Direction = Literal["coordinate", "random"]
 
@@ -37,6 +64,21 @@ class HitAndRunInfo(NamedTuple):
 
     acceptance_rate: jax.Array
     chord_length: jax.Array
+
+
+class DualAveragingState(NamedTuple):
+    """Dual averaging of the log step of each axis (shape ``(d,)``; ``(1,)`` for random moves).
+
+    ``log_step`` is the step in use, ``log_step_avg`` its weighted average (the step to freeze),
+    ``h_avg`` the running mean of ``target - acceptance``, ``count`` the updates of each axis and
+    ``mu`` the log step the iterates shrink toward (``log(10 s0)``).
+    """
+
+    log_step: jax.Array
+    log_step_avg: jax.Array
+    h_avg: jax.Array
+    count: jax.Array
+    mu: jax.Array
 
 
 def init(
@@ -60,6 +102,95 @@ def chord(slack: jax.Array, a_theta: jax.Array) -> tuple[jax.Array, jax.Array]:
     return lam_min, lam_max
 
 
+def _step_shape(direction: Direction, d: int) -> tuple[int]:
+    return (d,) if direction == "coordinate" else (1,)
+
+
+def _as_steps(step_size, direction: Direction, d: int, dtype) -> jax.Array:
+    """``step_size`` (scalar or per axis) as an array of shape ``(d,)`` or ``(1,)``."""
+    step = jnp.asarray(step_size, dtype=dtype)
+    shape = _step_shape(direction, d)
+    if step.ndim == 0:
+        return jnp.broadcast_to(step, shape)
+    if step.shape != shape:
+        want = "a scalar or shape (d,)" if direction == "coordinate" else "a scalar"
+        raise ValueError(
+            f"step_size for {direction!r} moves must be {want} (d = {d}), got shape {step.shape}"
+        )
+    return step
+
+
+def _check(direction: str, thinning: int) -> None:
+    if direction not in ("coordinate", "random"):
+        raise ValueError(f"direction must be 'coordinate' or 'random', got {direction!r}")
+    if int(thinning) < 1:
+        raise ValueError(f"thinning must be a positive integer, got {thinning}")
+
+
+def _build_move(A, direction: Direction, logdensity_fn, gaussian: bool):
+    """One move ``(state, (axis or normal draw, lam draw, log u), step) -> (state, (acc, len))``.
+
+    ``lam draw`` is ``U(0, 1)`` for the uniform chord and ``N(0, 1)`` for the Gaussian step.
+    """
+    AT = A.T  # rows of A^T are the columns A e_k a coordinate move needs
+
+    def move(state: HitAndRunState, draw, step):
+        direction_draw, u, log_u = draw
+        if direction == "coordinate":
+            a_theta = AT[direction_draw]
+        else:
+            theta = direction_draw / jnp.linalg.norm(direction_draw)
+            a_theta = A @ theta
+        lam_min, lam_max = chord(state.slack, a_theta)
+        if gaussian:
+            lam_prop = step * u
+            inside = (lam_prop >= lam_min) & (lam_prop <= lam_max)
+            # evaluate at a point of the chord: the density is never called outside the polytope
+            lam = jnp.clip(lam_prop, lam_min, lam_max)
+        else:
+            lam = lam_min + u * (lam_max - lam_min)
+            inside = jnp.ones((), bool)
+        if direction == "coordinate":
+            position = state.position.at[direction_draw].add(lam)
+        else:
+            position = state.position + lam * theta
+        slack = state.slack - lam * a_theta
+        if logdensity_fn is None:
+            logdensity = state.logdensity
+            log_ratio = jnp.zeros((), A.dtype)
+        else:
+            logdensity = logdensity_fn(position)
+            log_ratio = logdensity - state.logdensity
+        accept = inside & (log_u < log_ratio)
+        new = jax.tree.map(
+            lambda n, o: jnp.where(accept, n, o), HitAndRunState(position, slack, logdensity), state
+        )
+        prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
+        prob = jnp.where(inside & jnp.isfinite(prob), prob, 0.0)
+        return new, (prob, lam_max - lam_min)
+
+    return move
+
+
+def _draws(rng_key, thinning: int, d: int, direction: Direction, gaussian: bool, metropolis, dt):
+    """All random numbers of ``thinning`` moves at once: cheaper than a key split per move."""
+    key_dir, key_lam, key_acc = jax.random.split(rng_key, 3)
+    if direction == "coordinate":
+        directions = jax.random.randint(key_dir, (thinning,), 0, d)
+    else:
+        directions = jax.random.normal(key_dir, (thinning, d), dtype=dt)
+    if gaussian:
+        u = jax.random.normal(key_lam, (thinning,), dt)
+    else:
+        u = jax.random.uniform(key_lam, (thinning,), dt)
+    log_u = (
+        jnp.log(jax.random.uniform(key_acc, (thinning,), dt))
+        if metropolis
+        else jnp.full(thinning, -jnp.inf, dt)  # the uniform target accepts every chord point
+    )
+    return directions, u, log_u
+
+
 def build_kernel(
     A: jax.Array,
     b: jax.Array,
@@ -67,6 +198,7 @@ def build_kernel(
     direction: Direction = "coordinate",
     logdensity_fn: Callable[[jax.Array], jax.Array] | None = None,
     thinning: int = 1,
+    step_size: jax.Array | float | None = None,
 ) -> Callable[[jax.Array, HitAndRunState], tuple[HitAndRunState, HitAndRunInfo]]:
     """A hit-and-run kernel on ``{x : A x <= b}`` making ``thinning`` moves per call.
 
@@ -81,60 +213,142 @@ def build_kernel(
         Unnormalised log density of the target; None for the uniform distribution.
     thinning
         Moves per returned state (>= 1).
+    step_size
+        None: a uniform point of the chord. Otherwise the sd of a Gaussian step along the chord
+        (points off the chord rejected): a scalar, or one per axis ``(d,)`` for coordinate moves.
     """
-    if direction not in ("coordinate", "random"):
-        raise ValueError(f"direction must be 'coordinate' or 'random', got {direction!r}")
-    if int(thinning) < 1:
-        raise ValueError(f"thinning must be a positive integer, got {thinning}")
+    _check(direction, thinning)
     A = jnp.asarray(A, dtype=jnp.result_type(float))
     b = jnp.asarray(b, dtype=A.dtype)
     d = A.shape[1]
     thinning = int(thinning)
+    gaussian = step_size is not None
+    steps = _as_steps(step_size, direction, d, A.dtype) if gaussian else jnp.ones(1, A.dtype)
+    move = _build_move(A, direction, logdensity_fn, gaussian)
 
-    AT = A.T  # rows of A^T are the columns A e_k a coordinate move needs
-
-    def move(state: HitAndRunState, draw) -> tuple[HitAndRunState, tuple[jax.Array, jax.Array]]:
-        direction_draw, u, log_u = draw
-        if direction == "coordinate":
-            a_theta = AT[direction_draw]
-        else:
-            theta = direction_draw / jnp.linalg.norm(direction_draw)
-            a_theta = A @ theta
-        lam_min, lam_max = chord(state.slack, a_theta)
-        lam = lam_min + u * (lam_max - lam_min)
-        if direction == "coordinate":
-            position = state.position.at[direction_draw].add(lam)
-        else:
-            position = state.position + lam * theta
-        slack = state.slack - lam * a_theta
-        if logdensity_fn is None:
-            new = HitAndRunState(position, slack, state.logdensity)
-            return new, (jnp.ones((), A.dtype), lam_max - lam_min)
-        logdensity = logdensity_fn(position)
-        log_ratio = logdensity - state.logdensity
-        accept = log_u < log_ratio
-        new = jax.tree.map(
-            lambda n, o: jnp.where(accept, n, o), HitAndRunState(position, slack, logdensity), state
-        )
-        prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
-        return new, (jnp.where(jnp.isfinite(prob), prob, 0.0), lam_max - lam_min)
+    def one(state, draw):
+        axis = draw[0] if direction == "coordinate" else 0
+        return move(state, draw, steps[axis])
 
     def kernel(rng_key: jax.Array, state: HitAndRunState) -> tuple[HitAndRunState, HitAndRunInfo]:
-        # all random numbers of the ``thinning`` moves at once: cheaper than a key split per move
-        key_dir, key_lam, key_acc = jax.random.split(rng_key, 3)
-        if direction == "coordinate":
-            directions = jax.random.randint(key_dir, (thinning,), 0, d)
-        else:
-            directions = jax.random.normal(key_dir, (thinning, d), dtype=A.dtype)
-        u = jax.random.uniform(key_lam, (thinning,), A.dtype)
-        log_u = (
-            jnp.zeros(thinning, A.dtype)
-            if logdensity_fn is None
-            else jnp.log(jax.random.uniform(key_acc, (thinning,), A.dtype))
+        draws = _draws(
+            rng_key, thinning, d, direction, gaussian, logdensity_fn is not None, A.dtype
         )
-        state, (acc, length) = jax.lax.scan(move, state, (directions, u, log_u))
+        state, (acc, length) = jax.lax.scan(one, state, draws)
         # refresh the slacks once per returned state so round-off cannot accumulate
         state = state._replace(slack=b - A @ state.position)
         return state, HitAndRunInfo(jnp.mean(acc), jnp.mean(length))
+
+    return kernel
+
+
+def init_adaptation(
+    step_size: jax.Array | float, *, dim: int, direction: Direction = "coordinate"
+) -> DualAveragingState:
+    """Dual-averaging state starting at ``step_size`` (scalar or per axis), ``mu = log(10 s0)``."""
+    _check(direction, 1)
+    if not np.all(np.asarray(step_size) > 0):
+        raise ValueError(f"step_size must be positive, got {np.asarray(step_size)}")
+    log_step = jnp.log(_as_steps(step_size, direction, dim, jnp.result_type(float)))
+    zeros = jnp.zeros_like(log_step)
+    return DualAveragingState(log_step, log_step, zeros, zeros, log_step + np.log(10.0))
+
+
+def adapted_step_size(adaptation: DualAveragingState) -> jax.Array:
+    """The step to freeze after warm-up: ``exp`` of the averaged log step (per axis)."""
+    return jnp.exp(adaptation.log_step_avg)
+
+
+def freeze(adaptation: DualAveragingState) -> DualAveragingState:
+    """The state whose ``log_step`` is the averaged step, for ``adapt=False`` after warm-up."""
+    return adaptation._replace(log_step=adaptation.log_step_avg)
+
+
+def _dual_averaging_update(
+    da: DualAveragingState, axis, acceptance, target, gamma, t0, kappa
+) -> DualAveragingState:
+    """Hoffman and Gelman (2014), Algorithm 5, for the one axis a move used."""
+    t = da.count[axis] + 1.0
+    eta = 1.0 / (t + t0)
+    h = (1.0 - eta) * da.h_avg[axis] + eta * (target - acceptance)
+    log_step = da.mu[axis] - jnp.sqrt(t) / gamma * h
+    w = t**-kappa
+    avg = w * log_step + (1.0 - w) * da.log_step_avg[axis]
+    return DualAveragingState(
+        da.log_step.at[axis].set(log_step),
+        da.log_step_avg.at[axis].set(avg),
+        da.h_avg.at[axis].set(h),
+        da.count.at[axis].set(t),
+        da.mu,
+    )
+
+
+def build_warmup_kernel(
+    A: jax.Array,
+    b: jax.Array,
+    *,
+    direction: Direction = "coordinate",
+    logdensity_fn: Callable[[jax.Array], jax.Array] | None = None,
+    thinning: int = 1,
+    target_acceptance: float = 0.4,
+    gamma: float = 0.05,
+    t0: float = 10.0,
+    kappa: float = 0.75,
+) -> Callable:
+    """A Gaussian-step kernel that adapts its steps: ``kernel(key, state, adaptation, adapt)``.
+
+    Returns ``(state, adaptation, info)``. With ``adapt`` False (it may be traced, so one
+    compiled function serves warm-up and sampling) the steps ``exp(adaptation.log_step)`` stay
+    fixed and the kernel is :func:`build_kernel` with that ``step_size``; freeze with
+    :func:`freeze`, which sets ``log_step`` to the averaged step. With ``adapt`` True, after every
+    move the dual-averaging state of the axis
+    it used (all moves share one for random directions) is updated with that move's acceptance
+    probability (0 for a step off the chord), as in Hoffman and Gelman (2014), with their
+    defaults ``gamma = 0.05``, ``t0 = 10``, ``kappa = 0.75``. Warm-up draws are not a valid
+    Markov chain of the target; freeze :func:`adapted_step_size` and use :func:`build_kernel`
+    for the kept draws.
+
+    ``target_acceptance`` (default 0.4) is about the optimal acceptance of a one-dimensional
+    random-walk Metropolis move (0.44, Roberts and Rosenthal 2001), reduced a little because a
+    step off the chord counts as a rejection.
+    """
+    _check(direction, thinning)
+    if not 0.0 < float(target_acceptance) < 1.0:
+        raise ValueError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
+    A = jnp.asarray(A, dtype=jnp.result_type(float))
+    b = jnp.asarray(b, dtype=A.dtype)
+    d = A.shape[1]
+    thinning = int(thinning)
+    move = _build_move(A, direction, logdensity_fn, True)
+    target = float(target_acceptance)
+
+    def one(carry, draw):
+        state, da = carry
+        axis = draw[0] if direction == "coordinate" else 0
+        state, (prob, length) = move(state, draw, jnp.exp(da.log_step[axis]))
+        da = _dual_averaging_update(da, axis, prob, target, gamma, t0, kappa)
+        return (state, da), (prob, length)
+
+    def one_frozen(carry, draw):
+        state, da = carry
+        axis = draw[0] if direction == "coordinate" else 0
+        state, out = move(state, draw, jnp.exp(da.log_step[axis]))
+        return (state, da), out
+
+    def kernel(
+        rng_key: jax.Array,
+        state: HitAndRunState,
+        adaptation: DualAveragingState,
+        adapt: jax.Array | bool = True,
+    ) -> tuple[HitAndRunState, DualAveragingState, HitAndRunInfo]:
+        draws = _draws(rng_key, thinning, d, direction, True, logdensity_fn is not None, A.dtype)
+        (state, adaptation), (acc, length) = jax.lax.cond(
+            adapt,
+            lambda c: jax.lax.scan(one, c, draws),
+            lambda c: jax.lax.scan(one_frozen, c, draws),
+            (state, adaptation),
+        )
+        state = state._replace(slack=b - A @ state.position)
+        return state, adaptation, HitAndRunInfo(jnp.mean(acc), jnp.mean(length))
 
     return kernel

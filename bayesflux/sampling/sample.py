@@ -5,6 +5,11 @@ chains). Every block's random keys derive from ``(seed, chain, block index)`` on
 into pieces gives the same draws as one uninterrupted run. With ``checkpoint=DIR`` each finished
 block (its draws and the chains' last states) is written atomically to ``DIR/block_NNNNNN.npz``;
 calling again with the same arguments resumes after the last block on disk.
+
+With a Gaussian ``step_size`` (:mod:`bayesflux.sampling.hit_and_run`) the warm-up blocks adapt
+each chain's steps by dual averaging; the averaged steps are then frozen, so the kept draws come
+from a fixed, exact Metropolis kernel. The adaptation state is part of every checkpoint block, so
+a resumed run freezes the same steps as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from bayesflux.network import as_network
 from bayesflux.progress import progress_bar
 from bayesflux.results import provenance
 from bayesflux.sampling import hit_and_run
-from bayesflux.sampling.hit_and_run import HitAndRunState
+from bayesflux.sampling.hit_and_run import DualAveragingState, HitAndRunState
 from bayesflux.sampling.kernel import HitAndRun
 from bayesflux.sampling.polytope import LinearConstraint, Polytope, polytope
+from bayesflux.sampling.rounding import Rounding
 
 __all__ = ["sample_fluxes", "sample_polytope"]
 
@@ -82,16 +88,23 @@ def _open_checkpoint(directory: Path, fingerprint: str) -> None:
         meta.write_text(json.dumps({"fingerprint": fingerprint}))
 
 
+def _log_target(logdensity_fn, offset, M):
+    return None if logdensity_fn is None else (lambda y: logdensity_fn(offset + M @ y))
+
+
 @partial(jax.jit, static_argnames=("direction", "thinning", "block_size", "logdensity_fn"))
 def _run_block(keys, state, A, b, offset, M, *, direction, thinning, block_size, logdensity_fn):
-    """``block_size`` draws of every chain (``vmap`` over chains, ``scan`` over draws).
+    """``block_size`` uniform-chord draws of every chain (``vmap`` chains, ``scan`` draws).
 
     The polytope enters as arguments, not constants, so one compilation serves every polytope of
     the same shape.
     """
-    log_target = None if logdensity_fn is None else (lambda y: logdensity_fn(offset + M @ y))
     kernel = hit_and_run.build_kernel(
-        A, b, direction=direction, logdensity_fn=log_target, thinning=thinning
+        A,
+        b,
+        direction=direction,
+        logdensity_fn=_log_target(logdensity_fn, offset, M),
+        thinning=thinning,
     )
 
     def one_chain(key, state):
@@ -102,6 +115,51 @@ def _run_block(keys, state, A, b, offset, M, *, direction, thinning, block_size,
         return jax.lax.scan(body, state, jax.random.split(key, block_size))
 
     return jax.vmap(one_chain)(keys, state)
+
+
+@partial(
+    jax.jit,
+    static_argnames=("direction", "thinning", "block_size", "logdensity_fn", "target_acceptance"),
+)
+def _run_warmup_block(
+    keys,
+    state,
+    adaptation,
+    adapt,
+    A,
+    b,
+    offset,
+    M,
+    *,
+    direction,
+    thinning,
+    block_size,
+    logdensity_fn,
+    target_acceptance,
+):
+    """``block_size`` Gaussian-step draws of every chain, adapting each chain's steps if ``adapt``.
+
+    ``adapt`` is traced: one compilation serves warm-up and the frozen sampling phase.
+    """
+    kernel = hit_and_run.build_warmup_kernel(
+        A,
+        b,
+        direction=direction,
+        logdensity_fn=_log_target(logdensity_fn, offset, M),
+        thinning=thinning,
+        target_acceptance=target_acceptance,
+    )
+
+    def one_chain(key, state, da):
+        def body(carry, k):
+            new, da, info = kernel(k, *carry, adapt)
+            out = (new.position, info.acceptance_rate, info.chord_length, new.logdensity)
+            return (new, da), out
+
+        (state, da), out = jax.lax.scan(body, (state, da), jax.random.split(key, block_size))
+        return state, da, out
+
+    return jax.vmap(one_chain)(keys, state, adaptation)
 
 
 def sample_polytope(
@@ -119,8 +177,8 @@ def sample_polytope(
 ) -> xr.DataTree:
     """Run ``num_chains`` chains of ``sampler`` and return fluxes as an ArviZ DataTree.
 
-    See :func:`sample_fluxes` for the parameters; ``sampler`` fixes polytope, rounding, direction
-    and thinning.
+    See :func:`sample_fluxes` for the parameters; ``sampler`` fixes polytope, rounding, direction,
+    thinning and the step size (and whether warm-up adapts it).
     """
     for name, value in (
         ("num_chains", num_chains),
@@ -137,6 +195,13 @@ def sample_polytope(
 
     chain_keys = jax.random.split(jax.random.key(int(seed)), num_chains)
     state = jax.vmap(sampler.init_state)(jnp.zeros((num_chains, sampler.poly.dim)))
+    gaussian = sampler.step_size is not None
+    adaptation = None
+    if gaussian:
+        one = hit_and_run.init_adaptation(
+            sampler.step_size, dim=sampler.poly.dim, direction=sampler.direction
+        )
+        adaptation = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_chains, *a.shape)), one)
     blocks: list[dict[str, np.ndarray]] = []
     directory = None
     if checkpoint is not None:
@@ -150,6 +215,9 @@ def sample_polytope(
             direction=sampler.direction,
             thinning=sampler.thinning,
             target=sampler.logdensity_fn is not None,
+            step_size=None if not gaussian else np.asarray(sampler.step_size).tolist(),
+            adapt=sampler.adapt_step_size,
+            target_acceptance=sampler.target_acceptance,
         )
         _open_checkpoint(directory, fingerprint)
         blocks = _read_blocks(directory, n_blocks)
@@ -160,13 +228,13 @@ def sample_polytope(
                 jnp.asarray(last["slack"]),
                 jnp.asarray(last["logdensity"]),
             )
+            if gaussian:
+                adaptation = DualAveragingState(
+                    *(jnp.asarray(last[f"adapt_{f}"]) for f in DualAveragingState._fields)
+                )
 
-    run_block = partial(
-        _run_block,
-        A=sampler._A,
-        b=sampler._b,
-        offset=sampler._offset,
-        M=sampler._M,
+    geometry = dict(A=sampler._A, b=sampler._b, offset=sampler._offset, M=sampler._M)
+    static = dict(
         direction=sampler.direction,
         thinning=sampler.thinning,
         block_size=block_size,
@@ -175,7 +243,21 @@ def sample_polytope(
     todo = range(len(blocks), n_blocks)
     for i in progress_bar(todo, desc=f"sampling {sampler.poly.id}", disable=not progress):
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(chain_keys, i)
-        state, (y, acc, length, logp) = run_block(keys, state)
+        if gaussian:
+            adapt = sampler.adapt_step_size and i < warm_blocks
+            if sampler.adapt_step_size and i == warm_blocks:
+                adaptation = hit_and_run.freeze(adaptation)
+            state, adaptation, (y, acc, length, logp) = _run_warmup_block(
+                keys,
+                state,
+                adaptation,
+                jnp.asarray(adapt),
+                **geometry,
+                **static,
+                target_acceptance=sampler.target_acceptance,
+            )
+        else:
+            state, (y, acc, length, logp) = _run_block(keys, state, **geometry, **static)
         block = {
             "y": np.asarray(y),
             "acceptance_rate": np.asarray(acc),
@@ -185,6 +267,10 @@ def sample_polytope(
             "slack": np.asarray(state.slack),
             "logdensity": np.asarray(state.logdensity),
         }
+        if gaussian:
+            block.update(
+                {f"adapt_{f}": np.asarray(a) for f, a in zip(adaptation._fields, adaptation)}
+            )
         if directory is not None:
             _write_block(directory, i, block)
         blocks.append(block)
@@ -212,8 +298,16 @@ def sample_polytope(
         dims={"flux": ["reaction"]},
         coords={"reaction": names},
     )
-    tree.attrs.update(attrs or {})
-    tree["posterior"].attrs.update(attrs or {})
+    attrs = dict(attrs or {})
+    if gaussian:
+        frozen = np.asarray(jnp.exp(adaptation.log_step))
+        attrs.update(
+            step_size_min=float(frozen.min()),
+            step_size_median=float(np.median(frozen)),
+            step_size_max=float(frozen.max()),
+        )
+    tree.attrs.update(attrs)
+    tree["posterior"].attrs.update(attrs)
     return tree
 
 
@@ -226,9 +320,12 @@ def sample_fluxes(
     num_warmup: int | None = None,
     seed: int = 0,
     kernel: Literal["coordinate", "random"] | HitAndRun = "coordinate",
-    rounding: Literal["ep", "mve", "none"] = "ep",
+    rounding: Literal["ep", "mve", "none"] | Rounding = "ep",
     constraints: Sequence[LinearConstraint | tuple] = (),
     logdensity_fn: Callable[[jax.Array], jax.Array] | None = None,
+    step_size: float | np.ndarray | None = None,
+    adapt_step_size: bool = True,
+    target_acceptance: float = 0.4,
     block_size: int = 100,
     progress: bool = False,
     checkpoint: str | Path | None = None,
@@ -251,11 +348,20 @@ def sample_fluxes(
     kernel
         ``"coordinate"`` or ``"random"`` hit-and-run, or a configured :class:`HitAndRun`.
     rounding
-        ``"ep"`` (Expectation Propagation, default), ``"mve"`` (inscribed ellipsoid) or ``"none"``.
+        ``"ep"`` (Expectation Propagation, default), ``"mve"`` (inscribed ellipsoid), ``"none"``,
+        or a :class:`Rounding` of one's own, e.g. ``covariance_rounding`` (in
+        :mod:`bayesflux.sampling.kernel`) of a posterior covariance; chains start at its centre.
     constraints
         Extra :class:`LinearConstraint` s on the fluxes.
     logdensity_fn
         Unnormalised log density of the fluxes ``v`` (hit-and-run Metropolis); None for uniform.
+    step_size
+        None (default): a uniform point of each chord. Otherwise the (initial) sd of a Gaussian
+        step along the chord in rounded coordinates, a scalar or one per coordinate; proposals
+        off the chord are rejected. Use it when ``logdensity_fn`` is concentrated.
+    adapt_step_size, target_acceptance
+        Adapt the Gaussian steps during warm-up by dual averaging toward this acceptance per
+        move (default 0.4); the averaged steps are frozen for the kept draws.
     block_size
         Draws per compiled block (and per checkpoint file).
     progress
@@ -286,6 +392,9 @@ def sample_fluxes(
             direction=kernel,
             thinning=poly.dim if thinning is None else int(thinning),
             logdensity_fn=logdensity_fn,
+            step_size=step_size,
+            adapt_step_size=adapt_step_size,
+            target_acceptance=target_acceptance,
         )
     poly = sampler.poly
     attrs = {
@@ -298,6 +407,7 @@ def sample_fluxes(
         "n_constraints": poly.n_constraints,
         "thinning": sampler.thinning,
         "seed": int(seed),
+        "proposal": "uniform chord" if sampler.step_size is None else "gaussian step",
     }
     if not isinstance(network, Polytope):
         attrs = provenance(
