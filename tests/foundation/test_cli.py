@@ -47,16 +47,21 @@ def test_fva_writes_netcdf(tmp_path, small):
 def test_bundled_example_runs_and_resumes(tmp_path):
     config = tmp_path / "ecoli.toml"
     text = (ROOT / "examples" / "ecoli_core.toml").read_text()
-    config.write_text(text.replace("../results/ecoli_core.nc", "out.nc"))
+    config.write_text(
+        text.replace("../results/ecoli_core.nc", "out.nc").replace("../results/report", "report")
+    )
     first = bayesflux("run", str(config))
     assert first.returncode == 0, first.stderr
     assert "[fba] objective 0.8326" in first.stdout
     tree = read_results(tmp_path / "out.nc")
-    assert set(tree.children) == {"fba", "fva", "sample"}
+    assert set(tree.children) == {"fba", "fva", "sample", "posterior"}
+    assert (tmp_path / "report" / "posterior" / "flux_forest.png").is_file()
     assert tree["sample"]["posterior"]["flux"].dims == ("chain", "draw", "reaction")
     assert tree["fva"].to_dataset().sizes["reaction"] == 95
     again = bayesflux("run", str(config))
-    assert all(f"[{step}] reused" in again.stdout for step in ("fba", "fva", "sample"))
+    assert all(
+        f"[{step}] reused" in again.stdout for step in ("fba", "fva", "sample", "posterior")
+    )
 
 
 @pytest.mark.parametrize(
