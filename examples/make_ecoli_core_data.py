@@ -1,7 +1,9 @@
 """Generate the bundled example's data from a known flux state of E. coli core (seeded).
 
 The true state ``v*`` is one hit-and-run draw from the growth-constrained polytope of the example
-(glucose <= 10, oxygen <= 20, biomass >= 0.75 1/h), so it lies inside the polytope. From it:
+(glucose <= 10, oxygen <= 20, biomass >= 0.75 1/h) with its internal cycles removed by cobra's
+CycleFreeFlux (``loopless_solution``: exchange fluxes kept, internal ones the closest loopless
+ones), so it is thermodynamically possible. From it:
 
 * measured fluxes: glucose, oxygen, CO2, acetate exchange and biomass, ``y = v* + N(0, sd²)`` with
   ``sd = 0.05 |v*| + 0.1`` (written into ``ecoli_core.toml`` by hand from the printed table);
@@ -49,7 +51,13 @@ def main() -> None:
         seed=20261202,
         constraints=[LinearConstraint({"Biomass_Ecoli_core": 1.0}, 0.75)],
     )
-    v = tree["posterior"]["flux"].isel(chain=0, draw=-1)
+    from cobra.flux_analysis import loopless_solution
+
+    draw = tree["posterior"]["flux"].isel(chain=0, draw=-1)
+    model = net.to_cobra()
+    model.reactions.get_by_id("Biomass_Ecoli_core").lower_bound = 0.75
+    free = loopless_solution(model, fluxes=draw.to_series().to_dict()).fluxes
+    v = draw.copy(data=free.reindex(list(net.reactions)).to_numpy())
     rng = np.random.default_rng(20261202)
     print("measured fluxes (value, sd):")
     for r in MEASURED:
