@@ -247,14 +247,41 @@ class LabelingProblem:
         u = self.network.gross_fluxes(net, xch)
         return jax.vmap(lambda x: self.simulator.simulate(u, x))(jnp.asarray(self.inputs))
 
-    def predictions(self, net: jax.Array, xch: jax.Array) -> dict[str, jax.Array]:
-        """Model values: ``ms`` ``(n_ms, L)`` (scaled like the data), ``fe``, ``flux``."""
+    def _data(self, values: jax.Array | None) -> tuple:
+        """``(ms (n_ms, L), fe, flux)`` data arrays: the stored ones, or ``values`` (flat, order
+        of :meth:`observations`) scattered into the same padded layout (traceable)."""
+        if values is None:
+            return self._ms_y, self._fe_y, self._fl_y
+        values = jnp.asarray(values)
+        if values.shape != (self.n_measurements,):
+            raise NetworkError(
+                f"values must be a flat vector of the {self.n_measurements} measured values "
+                f"(order of observations()), got shape {values.shape}"
+            )
+        where = np.flatnonzero(self._mask[: self._ms_w.size])
+        n_ms, n_fe = where.size, self._fe_y.size
+        ms = jnp.zeros(self._ms_w.size, values.dtype).at[where].set(values[:n_ms])
+        return (
+            ms.reshape(self._ms_w.shape),
+            values[n_ms : n_ms + n_fe],
+            values[n_ms + n_fe :],
+        )
+
+    def predictions(
+        self, net: jax.Array, xch: jax.Array, values: jax.Array | None = None
+    ) -> dict[str, jax.Array]:
+        """Model values: ``ms`` ``(n_ms, L)`` (scaled like the data), ``fe``, ``flux``.
+
+        ``values`` (flat, order of :meth:`observations`) replaces the stored data; only
+        ``scale="free"`` fragments use it (their fitted factor ``c``).
+        """
+        ms_y = self._data(values)[0]
         mids = self.simulate_from_fluxes(net, xch)
         sim = mids[self._ms_exp, self._ms_tgt]  # (n_ms, width)
         m = jnp.einsum("nlw,nw->nl", self._ms_C, sim) * (self._ms_w > 0)
         w2 = self._ms_w**2
         normalized = m / jnp.sum(m, axis=1, keepdims=True)
-        c = jnp.sum(m * self._ms_y * w2, axis=1, keepdims=True) / jnp.sum(
+        c = jnp.sum(m * ms_y * w2, axis=1, keepdims=True) / jnp.sum(
             m * m * w2, axis=1, keepdims=True
         )
         s = self._ms_scale[:, None]
@@ -262,14 +289,22 @@ class LabelingProblem:
         fe = mids[self._fe_exp, self._fe_tgt, 1]
         return {"ms": ms, "fe": fe, "flux": net[self._fl_idx]}
 
-    def residuals_from_fluxes(self, net: jax.Array, xch: jax.Array) -> jax.Array:
-        """Weighted residuals ``(model - data) / sd`` over all measured values (fixed length)."""
-        p = self.predictions(net, xch)
-        r_ms = ((p["ms"] - self._ms_y) * self._ms_w).ravel()[
+    def residuals_from_fluxes(
+        self, net: jax.Array, xch: jax.Array, values: jax.Array | None = None
+    ) -> jax.Array:
+        """Weighted residuals ``(model - data) / sd`` over all measured values (fixed length).
+
+        ``values``: the measured values as a flat vector in the order of :meth:`observations`
+        and :meth:`labels`, replacing the stored data, so that data can be a traced JAX
+        argument (e.g. simulated data in simulation-based calibration); default: stored data.
+        """
+        ms_y, fe_y, fl_y = self._data(values)
+        p = self.predictions(net, xch, values)
+        r_ms = ((p["ms"] - ms_y) * self._ms_w).ravel()[
             np.flatnonzero(self._mask[: self._ms_w.size])
         ]
-        r_fe = (p["fe"] - self._fe_y) * self._fe_w
-        r_fl = (p["flux"] - self._fl_y) * self._fl_w
+        r_fe = (p["fe"] - fe_y) * self._fe_w
+        r_fl = (p["flux"] - fl_y) * self._fl_w
         return jnp.concatenate([r_ms, r_fe, r_fl])
 
     def residuals(self, theta: jax.Array) -> jax.Array:
@@ -286,13 +321,16 @@ class LabelingProblem:
             "jacobian": jax.jit(jax.jacfwd(self.residuals)),
         }
 
-    def log_likelihood(self, net: jax.Array, xch: jax.Array) -> jax.Array:
+    def log_likelihood(
+        self, net: jax.Array, xch: jax.Array, values: jax.Array | None = None
+    ) -> jax.Array:
         """Gaussian log-likelihood of all measurements at net and exchange fluxes.
 
         ``-1/2 sum r_i^2 - sum log sd_i - n/2 log(2 pi)``; jit-able and differentiable, ready for
-        ``numpyro.factor("labeling", problem.log_likelihood(v, v_xch))``.
+        ``numpyro.factor("labeling", problem.log_likelihood(v, v_xch))``. ``values`` replaces the
+        stored data as in :meth:`residuals_from_fluxes`.
         """
-        r = self.residuals_from_fluxes(net, xch)
+        r = self.residuals_from_fluxes(net, xch, values)
         _, sd = self.observations()
         return -0.5 * jnp.sum(r**2) - np.sum(np.log(sd)) - 0.5 * r.size * np.log(2 * np.pi)
 
