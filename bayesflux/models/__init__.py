@@ -6,7 +6,8 @@
   likelihood, E-Flux capacities, 13C MIDs with flux-force bounds;
 * :mod:`~bayesflux.models.thermodynamics` — the second law on ``(v, ln c)`` and the metabolome,
   sampled by feasible-chord hit-and-run;
-* :mod:`~bayesflux.models.scoring` — seed 002's scoring of net-flux samples by 13C fits.
+* :mod:`~bayesflux.models.scoring` — seed 002's scoring of net-flux samples by 13C fits;
+* :mod:`~bayesflux.models.calibration` — simulation-based calibration of a posterior.
 """
 
 from bayesflux.models.posterior import Coupling, FluxPosterior, Latent, joint_polytope
