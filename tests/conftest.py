@@ -1,5 +1,5 @@
 """Shared fixtures: x64 and CPU for JAX, seeded RNGs, bundled networks, the shared data folder,
-small atom-mapped networks for the labelling tests."""
+small atom-mapped networks for the labelling tests, a three-reaction loop with thermodynamics."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from bayesflux import datasets  # noqa: E402
+from bayesflux import Network, datasets  # noqa: E402
 from bayesflux.labeling import Experiment, LabelingNetwork  # noqa: E402
+from bayesflux.thermo import ThermoModel  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +77,45 @@ def toy_experiments() -> list[Experiment]:
         Experiment.from_dict("mix", {"A": {"100": 0.25, "010": 0.25, "111": (0.5, 0.99)}}),
         Experiment.from_dict("c2", {"A": {"010": 1.0}}, natural=0.0107),
     ]
+
+
+def triangle_network() -> Network:
+    """``A`` taken up, ``B`` and ``C`` secreted; ``R1: A <-> B``, ``R2: B <-> C``, ``R3: A <-> C``.
+
+    ``R1 + R2 - R3`` is the only internal cycle (a loop when run sign-consistently).
+    """
+    return Network.from_stoichiometry(
+        {
+            "EX_A": {"A": 1},
+            "R1": {"A": -1, "B": 1},
+            "R2": {"B": -1, "C": 1},
+            "R3": {"A": -1, "C": 1},
+            "EX_B": {"B": -1},
+            "EX_C": {"C": -1},
+        },
+        bounds={
+            "EX_A": (0, 10),
+            "R1": (-10, 10),
+            "R2": (-10, 10),
+            "R3": (-10, 10),
+            "EX_B": (0, 10),
+            "EX_C": (0, 10),
+        },
+        id="triangle",
+    )
+
+
+@pytest.fixture(scope="session")
+def triangle() -> Network:
+    return triangle_network()
+
+
+@pytest.fixture(scope="session")
+def triangle_thermo(triangle) -> ThermoModel:
+    """ΔrG0 consistent with ΔfG0 = (0, -2, -1.5) for (A, B, C); ln c in [ln 1e-3, ln 1e-1]."""
+    return ThermoModel.from_data(
+        triangle,
+        {"R1": -2.0, "R2": 0.5, "R3": -1.5},
+        default_lnc_bounds=(float(np.log(1e-3)), float(np.log(1e-1))),
+        margin=0.1,
+    )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from bayesflux.errors import ConfigError
@@ -31,8 +30,8 @@ from bayesflux.models import (
 )
 from bayesflux.network import Network
 from bayesflux.pipeline import register_step
-from bayesflux.sampling import LinearConstraint
 from bayesflux.steps.expression import _genes
+from bayesflux.steps.sampling import linear_constraints
 
 
 def _posterior_summary(result: xr.DataTree) -> str:
@@ -96,13 +95,7 @@ def posterior_step(
         if not Path(labeling).is_file():
             raise ConfigError(f"posterior: labelling file {labeling} not found")
         terms.append(Labeling13C(read_ftbl(labeling).problem(xch_max=labeling_xch_max), network))
-    cons = [
-        LinearConstraint(
-            dict(c["coefficients"]), float(c.get("lower", -np.inf)), float(c.get("upper", np.inf))
-        )
-        for c in constraints or []
-    ]
-    return FluxPosterior(network, terms, constraints=cons).sample(
+    return FluxPosterior(network, terms, constraints=linear_constraints(constraints)).sample(
         num_chains=num_chains,
         num_draws=num_draws,
         num_warmup=num_warmup,

@@ -25,6 +25,16 @@ def _sample_summary(result: xr.DataTree) -> str:
     )
 
 
+def linear_constraints(tables: list[dict] | None) -> list[LinearConstraint]:
+    """Config tables ``{coefficients = {rxn = c}, lower = .., upper = ..}`` -> constraints."""
+    return [
+        LinearConstraint(
+            dict(c["coefficients"]), float(c.get("lower", -np.inf)), float(c.get("upper", np.inf))
+        )
+        for c in tables or []
+    ]
+
+
 @register_step("sample", summarize=_sample_summary)
 def sample_step(
     network: Network,
@@ -42,12 +52,7 @@ def sample_step(
     progress: bool = True,
 ) -> xr.DataTree:
     """``constraints``: a list of ``{coefficients = {rxn = c}, lower = .., upper = ..}`` tables."""
-    cons = [
-        LinearConstraint(
-            dict(c["coefficients"]), float(c.get("lower", -np.inf)), float(c.get("upper", np.inf))
-        )
-        for c in constraints or []
-    ]
+    cons = linear_constraints(constraints)
     return sample_fluxes(
         network,
         num_chains=num_chains,

@@ -10,41 +10,9 @@ from bayesflux.errors import ConfigError
 from bayesflux.models import FluxPosterior
 from bayesflux.models.thermodynamics import Thermodynamics, sample_thermodynamic
 from bayesflux.sampling import sample_fluxes
-from bayesflux.thermo import ThermoModel
 from bayesflux.thermo.polytope_b import check_sign_pattern, sign_pattern
 
 Z_BOUND = 4.0  # |z| > 4 has probability 6e-5 per comparison under the CLT
-
-
-@pytest.fixture(scope="module")
-def triangle_model():
-    from bayesflux import Network
-
-    net = Network.from_stoichiometry(
-        {
-            "EX_A": {"A": 1},
-            "R1": {"A": -1, "B": 1},
-            "R2": {"B": -1, "C": 1},
-            "R3": {"A": -1, "C": 1},
-            "EX_B": {"B": -1},
-            "EX_C": {"C": -1},
-        },
-        bounds={
-            "EX_A": (0, 10),
-            "R1": (-10, 10),
-            "R2": (-10, 10),
-            "R3": (-10, 10),
-            "EX_B": (0, 10),
-            "EX_C": (0, 10),
-        },
-        id="triangle",
-    )
-    return ThermoModel.from_data(
-        net,
-        {"R1": -2.0, "R2": 0.5, "R3": -1.5},
-        default_lnc_bounds=(float(np.log(1e-3)), float(np.log(1e-1))),
-        margin=0.1,
-    )
 
 
 def _rejection(thermo, n_flux: int = 20000):
@@ -61,10 +29,10 @@ def _rejection(thermo, n_flux: int = 20000):
     return u[ok], lnc[ok], ess * ok.mean()
 
 
-def test_feasible_chord_sampler_matches_rejection(triangle_model):
+def test_feasible_chord_sampler_matches_rejection(triangle_thermo):
     """Both sign patterns of R2 are visited, every draw obeys the second law with its own ln c,
     and flux and ln c means agree with rejection sampling within Z_BOUND combined MCSE."""
-    thermo = triangle_model
+    thermo = triangle_thermo
     term = Thermodynamics(thermo)
     post = FluxPosterior(thermo.network, [term])
     tree = sample_thermodynamic(post, term, num_chains=4, num_draws=2000, seed=1)
@@ -87,9 +55,9 @@ def test_feasible_chord_sampler_matches_rejection(triangle_model):
     assert np.all(np.abs(z) < Z_BOUND), z
 
 
-def test_metabolome_pulls_ln_c(triangle_model):
+def test_metabolome_pulls_ln_c(triangle_thermo):
     """A precise measurement of B (sd 0.05 in ln c at the box centre) sets ln c_B's posterior."""
-    thermo = triangle_model
+    thermo = triangle_thermo
     target = float(np.log(1e-2))
     term = Thermodynamics(thermo, metabolome={"B": (1e-2, 0.05)})
     post = FluxPosterior(thermo.network, [term])
