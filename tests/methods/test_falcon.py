@@ -237,3 +237,25 @@ def test_yeast5_high_constraints_75(shared_data):
     assert objective == pytest.approx(
         _net_objective(net, res, genes["mean"], genes["std"]), rel=1e-6
     )
+
+
+def test_yeast_minimal_constraints(shared_data):
+    """The minimally constrained yeast models of seed 003 (Sec. 4.2; reference scripts).
+
+    ``removeEnzymeIrrevs`` opens 849 reactions of Yeast 5.21 (the paper's 853 less 4 that it
+    opens from ``ub = 0``, kept closed: see ``datasets._remove_enzyme_irrevs``); on Yeast 7.6
+    it opens 1,719 reactions and ``useYN5irrevs`` closes 60 directions again by Yeast 5.21
+    reaction name, so 52 gene-associated reactions stay irreversible (without the copy: 2,
+    too few for FALCON's first fit).
+    """
+    for version, changed, irreversible in (("5.21", 849, 61), ("7.6", 1689, 52)):
+        hc = datasets.yeast(version)
+        mc = datasets.yeast(version, constraints="minimal")
+        assert int(np.sum(mc.lb != hc.lb) + np.sum(mc.ub != hc.ub)) == changed
+        enzymatic = np.array([bool(g) for g in mc.gpr])
+        one_way = (mc.lb >= 0) | (mc.ub <= 0)
+        assert int(np.sum(one_way & enzymatic)) == irreversible
+    # reversible in 7.6's flags, irreversible in Yeast 5.21: closed again by name
+    j = list(mc.reactions).index("r_1166")
+    assert mc.reaction_names[j] == "glucose transport"
+    assert mc.lb[j] == 0.0 and hc.lb[j] == 0.0
