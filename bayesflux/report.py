@@ -294,6 +294,12 @@ def flux_forest(
         )
     ax.set_yticks(y, reactions)
     ax.set_ylim(-0.7, len(reactions) - 0.3)
+    # a few huge intervals (a loop at its bounds) would squash all others into one column: then
+    # switch to a symmetric log axis, linear within the typical half-width
+    half = 0.5 * (outer[:, 1] - outer[:, 0])
+    typical = float(np.median(np.abs(median) + half))
+    if typical > 0 and float(np.max(np.abs(outer))) > 20 * typical:
+        ax.set_xscale("symlog", linthresh=typical, linscale=2.0)
     ax.set_xlabel("flux")
     ax.grid(axis="x", color="0.9", lw=0.6)
     ax.set_axisbelow(True)
