@@ -8,6 +8,8 @@ Every data table is optional; with none the posterior is the uniform prior on th
     expression = "genes.tsv"                     # gene mean [std] table: FALCON's Laplace term
     expression_model = "laplace"                 # or "capacity" (E-Flux with latent alpha)
     labeling = "model.ftbl"                      # 13C data; its reactions named as the network's
+    thermo = "ecoli_core"                        # second law on (v, ln c): feasible-chord sampler
+    metabolome = { atp_c = [0.005, 0.2] }        # concentration (M), sd of ln c; needs thermo
     num_chains = 4
     num_draws = 1000
     checkpoint = "results/posterior_ckpt"        # resume an interrupted run
@@ -27,11 +29,14 @@ from bayesflux.models import (
     FluxObservations,
     FluxPosterior,
     Labeling13C,
+    Thermodynamics,
+    sample_thermodynamic,
 )
 from bayesflux.network import Network
 from bayesflux.pipeline import register_step
 from bayesflux.steps.expression import _genes
 from bayesflux.steps.sampling import linear_constraints
+from bayesflux.steps.thermo import _thermo
 
 
 def _posterior_summary(result: xr.DataTree) -> str:
@@ -62,6 +67,8 @@ def posterior_step(
     expression_model: str = "laplace",
     labeling: str | None = None,
     labeling_xch_max: float = 100.0,
+    thermo: str | None = None,
+    metabolome: dict[str, list[float]] | None = None,
     constraints: list[dict] | None = None,
     num_chains: int = 4,
     num_draws: int = 1000,
@@ -95,7 +102,30 @@ def posterior_step(
         if not Path(labeling).is_file():
             raise ConfigError(f"posterior: labelling file {labeling} not found")
         terms.append(Labeling13C(read_ftbl(labeling).problem(xch_max=labeling_xch_max), network))
-    return FluxPosterior(network, terms, constraints=linear_constraints(constraints)).sample(
+    if metabolome and not thermo:
+        raise ConfigError("posterior: a metabolome needs thermodynamic data ('thermo')")
+    second_law = None
+    if thermo:
+        bad = [m for m, pair in (metabolome or {}).items() if len(pair) != 2]
+        if bad:
+            raise ConfigError(f"posterior: metabolome entries of {bad} must be [concentration, sd]")
+        second_law = Thermodynamics(
+            _thermo(network, thermo, None),
+            metabolome={m: (float(c), float(sd)) for m, (c, sd) in (metabolome or {}).items()},
+        )
+        terms.append(second_law)
+    posterior = FluxPosterior(network, terms, constraints=linear_constraints(constraints))
+    if second_law is not None:  # exact feasible-chord hit-and-run on (v, ln c)
+        return sample_thermodynamic(
+            posterior,
+            second_law,
+            num_chains=num_chains,
+            num_draws=num_draws,
+            num_warmup=num_warmup,
+            thinning=thinning,
+            seed=seed,
+        )
+    return posterior.sample(
         num_chains=num_chains,
         num_draws=num_draws,
         num_warmup=num_warmup,

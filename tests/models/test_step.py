@@ -108,3 +108,28 @@ def test_report_of_a_sampled_step(tmp_path):
     folder = tmp_path / "report" / "posterior"
     assert {p.name for p in folder.iterdir()} >= {"flux_forest.png", "rank.png", "summary.csv"}
     assert any("report:" in ln for ln in lines)
+
+
+def test_posterior_step_with_the_second_law(tmp_path):
+    """``thermo = "ecoli_core"`` adds the second law on (v, ln c): every draw of E. coli core keeps
+    its sign pattern thermodynamically feasible (fresh LP) and the SUCDi/FRD7 loop is gone."""
+    from bayesflux.thermo import ecoli_core
+    from bayesflux.thermo.polytope_b import check_sign_pattern, sign_pattern
+
+    config = tmp_path / "thermo.toml"
+    config.write_text(
+        '[model]\nsource = "textbook"\n[[step]]\nkind = "posterior"\nthermo = "ecoli_core"\n'
+        "fluxes = { EX_glc__D_e = [-9.9, 0.6] }\nmetabolome = { atp_c = [0.005, 0.2] }\n"
+        "num_chains = 2\nnum_draws = 20\nseed = 1\nprogress = false\n"
+    )
+    tree = run_config(config, echo=lambda _: None)["posterior"]
+    flux = tree["posterior"]["flux"]
+    model = ecoli_core()
+    v = flux.values.reshape(-1, flux.sizes["reaction"])
+    patterns = np.unique(sign_pattern(v, model), axis=0)
+    assert all(check_sign_pattern(model, s) for s in patterns)
+    np.testing.assert_allclose(flux.sel(reaction="FRD7").values, 0.0, atol=1e-9)
+    assert "thermo_lnc[atp_c]" in tree["posterior"]
+    assert float(tree["observed_data"]["thermo_lnc"].sel(measured_metabolite="atp_c")) == (
+        pytest.approx(np.log(0.005))
+    )
