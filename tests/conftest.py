@@ -8,13 +8,21 @@ import os
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
 from bayesflux import Network, datasets  # noqa: E402
-from bayesflux.labeling import Experiment, LabelingNetwork  # noqa: E402
+from bayesflux.labeling import (  # noqa: E402
+    EnrichmentMeasurement,
+    Experiment,
+    FluxMeasurement,
+    LabelingNetwork,
+    LabelingProblem,
+    MSMeasurement,
+)
 from bayesflux.thermo import ThermoModel  # noqa: E402
 
 
@@ -119,3 +127,44 @@ def triangle_thermo(triangle) -> ThermoModel:
         default_lnc_bounds=(float(np.log(1e-3)), float(np.log(1e-1))),
         margin=0.1,
     )
+
+
+def _toy_measurements(values, sd: float, formulas: bool) -> list:
+    """MS fragments of F, E, D (TBDMS formulas optional), an NMR enrichment of B, flux of v6."""
+    specs = [
+        ("mix", "F", "1-3", "C5H10O2Si", 4),
+        ("mix", "E", "1", None, 2),
+        ("c2", "F", "1-3", "C5H10O2Si", 4),
+        ("c2", "D", "2,3", None, 3),
+    ]
+    out = [
+        MSMeasurement(
+            e, m, a, values[k] if values else [0.25] * n, sd, formula=f if formulas else None
+        )
+        for k, (e, m, a, f, n) in enumerate(specs)
+    ]
+    out.append(EnrichmentMeasurement("mix", "B", 2, values[4][0] if values else 0.5, 0.01))
+    out.append(FluxMeasurement("v6", 60.0, 1.0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_problem(toy, toy_experiments):
+    """``make(net, xch, sd, *, formulas=True, **options)``: a LabelingProblem on the toy network
+    (v1 fixed at 100) whose 15 measurements are simulated at ``(net, xch)`` plus seeded noise."""
+
+    def make(net, xch, sd: float, *, formulas: bool = True, **options) -> LabelingProblem:
+        placeholder = LabelingProblem(
+            toy, toy_experiments, _toy_measurements(None, sd, formulas), fixed={"v1": 100.0}
+        )
+        p = jax.jit(placeholder.predictions)(jnp.asarray(net), jnp.asarray(xch))
+        rng = np.random.default_rng(11)
+        values = [
+            list(np.asarray(p["ms"][k, :n]) + rng.normal(0, sd, n))
+            for k, n in enumerate([4, 2, 4, 3])
+        ]
+        values.append([float(p["fe"][0]) + rng.normal(0, 0.01)])
+        measurements = _toy_measurements(values, sd, formulas)
+        return LabelingProblem(toy, toy_experiments, measurements, fixed={"v1": 100.0}, **options)
+
+    return make

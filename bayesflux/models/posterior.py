@@ -16,7 +16,7 @@ and one variable per latent), ``sample_stats``, ``log_likelihood`` (one variable
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -282,11 +282,14 @@ class FluxPosterior:
         post = {"flux": (("chain", "draw", "reaction"), x[..., : self._n])}
         for i, name in enumerate(self.latent_names):
             post[name] = (("chain", "draw"), x[..., self._n + i])
-        posterior = xr.Dataset(
-            post, coords={**coords, "reaction": list(self.network.reactions)}
-        )
+        posterior = xr.Dataset(post, coords={**coords, "reaction": list(self.network.reactions)})
         flat = jnp.asarray(x.reshape(-1, x.shape[-1]))
-        loglik = jax.vmap(self.term_log_likelihoods)(flat) if self.terms else {}
+        # in batches: all draws of a long run at once would hold every term's intermediates
+        loglik = (
+            jax.lax.map(jax.jit(self.term_log_likelihoods), flat, batch_size=1024)
+            if self.terms
+            else {}
+        )
         log_likelihood = xr.Dataset(
             {k: (("chain", "draw"), np.asarray(v).reshape(x.shape[:2])) for k, v in loglik.items()},
             coords=coords,
@@ -318,8 +321,3 @@ class FluxPosterior:
         tree["constant_data"] = xr.DataTree(constant)
         tree.attrs.update(meta)
         return tree
-
-    def logdensity_fn(self) -> Callable[[jax.Array], jax.Array]:
-        """The jitted ``log p(x)`` of ``x = (v, θ)`` (for custom samplers or optimisers)."""
-        return self.log_density
-

@@ -67,6 +67,7 @@ class Thermodynamics:
         # a reaction the second law stops in every feasible point must be fixed at zero, or the
         # feasible set is flat in it and no hit-and-run move could leave a point of it
         self.space = FluxSpace.build(thermo)
+        self._B: ConcentrationPolytope | None = None
         self.couplings = tuple(Coupling({r: 1.0}, lower=0.0, upper=0.0) for r in self.space.stopped)
         index = {m: i for i, m in enumerate(net.metabolites)}
         self.measured = tuple(metabolome or {})
@@ -99,14 +100,19 @@ class Thermodynamics:
             out = out - 0.5 * r.size * np.log(2 * np.pi)
         return out
 
-    def start(self, posterior: FluxPosterior, *, seed: int = 0) -> Rounding:
-        """EP rounding of ``posterior.polytope`` centred at a feasible interior ``(v, ln c)``.
+    def start(
+        self, posterior: FluxPosterior, *, seed: int = 0, rounding: Rounding | None = None
+    ) -> Rounding:
+        """``rounding`` (default: EP of ``posterior.polytope``) centred at a feasible interior
+        ``(v, ln c)``.
 
-        Pass it as ``posterior.sample(rounding=...)``: chains start at its centre.
+        Pass it as ``posterior.sample(rounding=...)``: chains start at its centre. Give the
+        ``rounding`` of a previous call to find more starts without rounding again.
         """
         poly = posterior.polytope
-        B = ConcentrationPolytope(self.space.thermo)
-        y = self.space.feasible_start(B, seed=seed)
+        if self._B is None:  # its LP cache serves every start
+            self._B = ConcentrationPolytope(self.space.thermo)
+        y = self.space.feasible_start(self._B, seed=seed)
         v = self.space.to_fluxes(y)
         lnc = self._central_lnc(flux_signs(v[self.thermo.index]))
         x = np.zeros(len(poly.reactions))
@@ -126,7 +132,7 @@ class Thermodynamics:
                 "no feasible start strictly inside the posterior's polytope: the other terms' "
                 "couplings exclude the thermodynamically feasible start found"
             )
-        return replace(round_polytope(poly, "ep"), center=z)
+        return replace(rounding if rounding is not None else round_polytope(poly, "ep"), center=z)
 
     def _central_lnc(self, signs: np.ndarray) -> np.ndarray:
         """Chebyshev centre of B(signs) in ``ln c`` (one LP)."""
@@ -245,8 +251,10 @@ def sample_thermodynamic(
     if term not in posterior.terms:
         raise ConfigError("the Thermodynamics term must be one of the posterior's terms")
     poly = posterior.polytope
-    starts = [term.start(posterior, seed=seed + c) for c in range(num_chains)]
-    rounding = starts[0]
+    rounding = term.start(posterior, seed=seed)
+    starts = [rounding] + [
+        term.start(posterior, seed=seed + c, rounding=rounding) for c in range(1, num_chains)
+    ]
     A, b = rounding.rounded(poly)
     offset = poly.v0 + poly.N @ rounding.center
     M = poly.N @ rounding.L

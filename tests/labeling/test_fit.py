@@ -10,7 +10,6 @@ import scipy.stats
 
 from bayesflux.errors import NetworkError
 from bayesflux.labeling import (
-    EnrichmentMeasurement,
     FluxMeasurement,
     LabelingProblem,
     MSMeasurement,
@@ -23,32 +22,9 @@ TRUE_XCH = np.array([50.0])
 SD = 0.004
 
 
-def _measurements(values=None):
-    specs = [
-        ("mix", "F", "1-3", "C5H10O2Si", 4),
-        ("mix", "E", "1", None, 2),
-        ("c2", "F", "1-3", "C5H10O2Si", 4),
-        ("c2", "D", "2,3", None, 3),
-    ]
-    out = [
-        MSMeasurement(e, m, a, values[k] if values else [0.25] * n, SD, formula=f)
-        for k, (e, m, a, f, n) in enumerate(specs)
-    ]
-    out.append(EnrichmentMeasurement("mix", "B", 2, values[4][0] if values else 0.5, 0.01))
-    out.append(FluxMeasurement("v6", 60.0, 1.0))
-    return out
-
-
 @pytest.fixture(scope="module")
-def problem(toy, toy_experiments):
-    placeholder = LabelingProblem(toy, toy_experiments, _measurements(), fixed={"v1": 100.0})
-    p = jax.jit(placeholder.predictions)(jnp.asarray(TRUE_NET), jnp.asarray(TRUE_XCH))
-    rng = np.random.default_rng(11)
-    values = [
-        list(np.asarray(p["ms"][k, :n]) + rng.normal(0, SD, n)) for k, n in enumerate([4, 2, 4, 3])
-    ]
-    values.append([float(p["fe"][0]) + rng.normal(0, 0.01)])
-    return LabelingProblem(toy, toy_experiments, _measurements(values), fixed={"v1": 100.0})
+def problem(toy_problem):
+    return toy_problem(TRUE_NET, TRUE_XCH, SD)
 
 
 @pytest.fixture(scope="module")

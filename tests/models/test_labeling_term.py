@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from bayesflux.errors import NetworkError
-from bayesflux.labeling import EnrichmentMeasurement, LabelingProblem, MSMeasurement, fit
-from bayesflux.labeling.measurements import FluxMeasurement
+from bayesflux.labeling import fit
 from bayesflux.models import FluxPosterior, Labeling13C
 from bayesflux.sampling.polytope import LinearConstraint
 
@@ -18,34 +15,9 @@ TRUE_XCH = np.array([50.0])
 SD = 0.004
 
 
-def _measurements(values=None):
-    specs = [
-        ("mix", "F", "1-3", 4),
-        ("mix", "E", "1", 2),
-        ("c2", "F", "1-3", 4),
-        ("c2", "D", "2,3", 3),
-    ]
-    out = [
-        MSMeasurement(e, m, a, values[k] if values else [0.25] * n, SD)
-        for k, (e, m, a, n) in enumerate(specs)
-    ]
-    out.append(EnrichmentMeasurement("mix", "B", 2, values[4][0] if values else 0.5, 0.01))
-    out.append(FluxMeasurement("v6", 60.0, 1.0))
-    return out
-
-
 @pytest.fixture(scope="module")
-def problem(toy, toy_experiments):
-    placeholder = LabelingProblem(toy, toy_experiments, _measurements(), fixed={"v1": 100.0})
-    p = jax.jit(placeholder.predictions)(jnp.asarray(TRUE_NET), jnp.asarray(TRUE_XCH))
-    rng = np.random.default_rng(11)
-    values = [
-        list(np.asarray(p["ms"][k, :n]) + rng.normal(0, SD, n)) for k, n in enumerate([4, 2, 4, 3])
-    ]
-    values.append([float(p["fe"][0]) + rng.normal(0, 0.01)])
-    return LabelingProblem(
-        toy, toy_experiments, _measurements(values), fixed={"v1": 100.0}, xch_max=200.0
-    )
+def problem(toy_problem):
+    return toy_problem(TRUE_NET, TRUE_XCH, SD, formulas=False, xch_max=200.0)
 
 
 @pytest.fixture(scope="module")
