@@ -7,7 +7,8 @@ with simulation-based calibration", arXiv:1804.06788. For replications ``r = 1..
    times the latents' priors) by a long uniform hit-and-run chain (Metropolised for log-uniform
    latents) started at the rounding centre;
 2. simulate data ``y* ~ p(y | x*)``: each term's model prediction plus Gaussian noise with the
-   term's standard deviations;
+   term's standard deviations (Laplace noise and a scale ``k`` from its prior for
+   :class:`~bayesflux.models.ExpressionLaplace`);
 3. run hit-and-run Metropolis on ``p(x | y*)`` and keep ``L`` thinned draws ``x_1..x_L``;
 4. record, for each scalar quantity ``f`` (a flux or a latent), the rank
    ``#{l : f(x_l) < f(x*)}`` (ties broken at random) in ``0..L``.
@@ -23,7 +24,9 @@ argument of the log density (``LabelingProblem.log_likelihood(net, xch, values)`
 :class:`~bayesflux.models.FluxObservations`), never a constant baked into a new posterior.
 Supported terms: :class:`~bayesflux.models.FluxObservations`, :class:`~bayesflux.models.Labeling13C`
 (fragments with ``scale="none"`` or ``"normalized"``; a ``"free"`` scale is profiled out, which has
-no generative model) and :class:`~bayesflux.models.ExpressionCapacity` (a prior only).
+no generative model), :class:`~bayesflux.models.ExpressionLaplace` (``e = k g(v) + σ ε``,
+``ε ~ Laplace(0, 1)``, ``k ~ U(scale_bounds)`` when integrated out) and
+:class:`~bayesflux.models.ExpressionCapacity` (a prior only).
 """
 
 from __future__ import annotations
@@ -41,7 +44,12 @@ import xarray as xr
 
 from bayesflux.errors import ConfigError
 from bayesflux.models.posterior import FluxPosterior
-from bayesflux.models.terms import ExpressionCapacity, FluxObservations, Labeling13C
+from bayesflux.models.terms import (
+    ExpressionCapacity,
+    ExpressionLaplace,
+    FluxObservations,
+    Labeling13C,
+)
 from bayesflux.results import provenance
 from bayesflux.sampling import hit_and_run
 from bayesflux.sampling.rounding import round_polytope
@@ -59,14 +67,54 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 @dataclass(frozen=True)
 class _DataModel:
-    """A term as a generative model: ``y = mean(v, θ) + sd ε`` and standardised residuals
-    ``r(v, θ, y) = (model(v, θ, y) - y) / sd`` with the data ``y`` as an argument."""
+    """A term as a generative model with the data ``y`` as an argument.
+
+    Gaussian (default): ``y = mean(v, θ) + sd ε`` and standardised residuals
+    ``r(v, θ, y) = (model(v, θ, y) - y) / sd``. Otherwise ``log_likelihood(v, θ, y, sd_scale)``
+    and ``simulate(key, v, θ)`` define the term (``mean`` and ``residuals`` unused).
+    """
 
     name: str
     sd: np.ndarray
     observed: np.ndarray
     mean: Callable[[jax.Array, dict], jax.Array]
     residuals: Callable[[jax.Array, dict, jax.Array], jax.Array]
+    log_likelihood: Callable[..., jax.Array] | None = None
+    simulate: Callable[[jax.Array, jax.Array, dict], jax.Array] | None = None
+
+
+def _expression_model(term: ExpressionLaplace) -> _DataModel:
+    """FALCON's Laplace term: ``e = k g(v) + σ ε``, ``ε ~ Laplace(0, 1)``; with ``k``
+    integrated out the simulation draws it from its uniform prior on ``scale_bounds``."""
+    sigma = np.asarray(term.sigma, dtype=float)
+    a, b = term.scale_bounds
+
+    def scale(key, theta):
+        if term.marginalize:
+            return jax.random.uniform(key, (), minval=a, maxval=b)
+        return theta[term.scale_name]
+
+    def log_likelihood(v, theta, y, sd_scale):
+        g, s = term.group_flux(v), sd_scale * sigma
+        const = -jnp.sum(jnp.log(2.0 * s))
+        if term.marginalize:
+            return term._log_marginal(g, y, s) + const
+        return -jnp.sum(jnp.abs(theta[term.scale_name] * g - y) / s) + const
+
+    def simulate(key, v, theta):
+        k_scale, k_noise = jax.random.split(key)
+        noise = jax.random.laplace(k_noise, sigma.shape, v.dtype)
+        return scale(k_scale, theta) * term.group_flux(v) + sigma * noise
+
+    return _DataModel(
+        term.name,
+        sigma,
+        np.asarray(term.abundance, dtype=float),
+        mean=lambda v, theta: term.group_flux(v),
+        residuals=lambda v, theta, y: jnp.zeros(0, dtype=v.dtype),
+        log_likelihood=log_likelihood,
+        simulate=simulate,
+    )
 
 
 def _flux_model(term: FluxObservations) -> _DataModel:
@@ -116,6 +164,8 @@ def _data_model(term) -> _DataModel:
         return _flux_model(term)
     if isinstance(term, Labeling13C):
         return _labeling_model(term)
+    if isinstance(term, ExpressionLaplace):
+        return _expression_model(term)
     if isinstance(term, ExpressionCapacity):  # a prior: no data, its content is the couplings
         return _DataModel(
             term.name,
@@ -127,7 +177,7 @@ def _data_model(term) -> _DataModel:
     raise ConfigError(
         f"term {getattr(term, 'name', term)!r} ({type(term).__name__}) has no generative model "
         "for simulation-based calibration (supported: FluxObservations, Labeling13C, "
-        "ExpressionCapacity)"
+        "ExpressionLaplace, ExpressionCapacity)"
     )
 
 
@@ -155,7 +205,8 @@ class GenerativeModel(NamedTuple):
     data ``y`` (flat, terms in order, each in its own order: ``FluxObservations.reactions``,
     ``LabelingProblem.observations()``), with the measurement sds multiplied by ``sd_scale``; at
     ``y = observed`` and ``sd_scale = 1`` it equals ``posterior.log_density(x)``.
-    ``simulate(key, x)`` draws ``y ~ p(y | x)``: model predictions plus ``N(0, sd²)`` noise.
+    ``simulate(key, x)`` draws ``y ~ p(y | x)``: model predictions plus ``N(0, sd²)`` noise
+    (Laplace noise of scale ``sd`` and a prior draw of ``k`` for an expression term).
     """
 
     log_density: Callable[..., jax.Array]
@@ -177,6 +228,8 @@ def generative_model(posterior: FluxPosterior) -> GenerativeModel:
     models = [_data_model(t) for t in posterior.terms]
     sizes = np.cumsum([0] + [m.sd.size for m in models])
     sd_all = np.concatenate([m.sd for m in models]) if models else np.zeros(0)
+    gaussian = [m.log_likelihood is None for m in models]
+    sd_gauss = np.concatenate([m.sd for m, g in zip(models, gaussian) if g] or [np.zeros(0)])
     observed = np.concatenate([m.observed for m in models]) if models else np.zeros(0)
     labels = tuple(f"{m.name}[{i}]" for m in models for i in range(m.sd.size))
     latents = posterior.latents
@@ -187,16 +240,26 @@ def generative_model(posterior: FluxPosterior) -> GenerativeModel:
 
     def log_density(x, y, sd_scale=1.0):
         v, theta = posterior.split(x)
-        out = log_prior(x) - jnp.sum(jnp.log(sd_scale * sd_all)) - 0.5 * sd_all.size * _LOG_2PI
+        out = log_prior(x) - jnp.sum(jnp.log(sd_scale * sd_gauss)) - 0.5 * sd_gauss.size * _LOG_2PI
         for k, m in enumerate(models):
-            r = m.residuals(v, theta, y[sizes[k] : sizes[k + 1]]) / sd_scale
+            yk = y[sizes[k] : sizes[k + 1]]
+            if m.log_likelihood is not None:
+                out = out + m.log_likelihood(v, theta, yk, sd_scale)
+                continue
+            r = m.residuals(v, theta, yk) / sd_scale
             out = out - 0.5 * jnp.sum(r**2)
         return out
 
     def simulate(key, x):
         v, theta = posterior.split(x)
         mean = jnp.concatenate([m.mean(v, theta) for m in models]) if models else jnp.zeros(0)
-        return mean + sd_all * jax.random.normal(key, mean.shape, mean.dtype)
+        y = mean + sd_all * jax.random.normal(key, mean.shape, mean.dtype)
+        for k, m in enumerate(models):  # other noise from keys of their own
+            if m.simulate is not None:
+                y = y.at[sizes[k] : sizes[k + 1]].set(
+                    m.simulate(jax.random.fold_in(key, k + 1), v, theta)
+                )
+        return y
 
     return GenerativeModel(log_density, log_prior, simulate, observed, sd_all, labels)
 

@@ -36,8 +36,10 @@ from bayesflux.sampling.polytope import (
     chebyshev_center,
     polytope,
 )
+from bayesflux.sampling.reflective_hmc import sample_hmc
 from bayesflux.sampling.rounding import Rounding
 from bayesflux.sampling.sample import sample_fluxes
+from bayesflux.sampling.slice import sample_slice
 
 __all__ = ["Coupling", "FluxPosterior", "Latent", "Term", "joint_polytope"]
 
@@ -222,6 +224,7 @@ class FluxPosterior:
     def sample(
         self,
         *,
+        method: Literal["metropolis", "hmc", "slice"] = "metropolis",
         num_chains: int = 4,
         num_draws: int = 1000,
         num_warmup: int | None = None,
@@ -236,19 +239,56 @@ class FluxPosterior:
         progress: bool = False,
         checkpoint: str | Path | None = None,
     ) -> xr.DataTree:
-        """Hit-and-run Metropolis on the joint polytope (options as in ``sample_fluxes``).
+        """Sample the posterior on the joint polytope.
 
-        With precise data the posterior fills a small part of the polytope: give a Gaussian
-        ``step_size`` (adapted in warm-up unless ``adapt_step_size=False``) and a ``rounding``
-        built from the posterior's covariance (``bayesflux.sampling.kernel.covariance_rounding``
-        in the coordinates of ``self.polytope``; chains start at its centre).
+        ``method``:
+
+        * ``"metropolis"`` (default): hit-and-run Metropolis (options as in ``sample_fluxes``);
+        * ``"hmc"``: Hamiltonian Monte Carlo reflecting off the polytope's facets, steps and
+          rounding adapted in warm-up (:func:`bayesflux.sampling.reflective_hmc.sample_hmc`;
+          ``rounding`` is the initial rounding, ``kernel``, ``thinning``, ``step_size`` and the
+          other Metropolis options are not used). It needs a differentiable log density and
+          mixes where hit-and-run crawls: along the creases of FALCON's Laplace likelihood;
+        * ``"slice"``: hit-and-run slice sampling with the same rounding adaptation
+          (:func:`bayesflux.sampling.slice.sample_slice`; ``kernel`` and ``thinning`` used).
+
+        ``checkpoint`` needs ``"metropolis"``. With precise data the posterior fills a small
+        part of the polytope; for ``"metropolis"`` give a Gaussian ``step_size`` (adapted in
+        warm-up unless ``adapt_step_size=False``) and a ``rounding`` built from the posterior's
+        covariance (``bayesflux.sampling.kernel.covariance_rounding`` in the coordinates of
+        ``self.polytope``; chains start at its centre). ``"hmc"`` and ``"slice"`` estimate that
+        covariance themselves in warm-up.
 
         Returns an ArviZ DataTree with ``posterior`` (``flux`` over ``reaction``, latents),
-        ``sample_stats`` (``acceptance_rate``, ``chord_length``, ``lp``), ``log_likelihood`` (one
+        ``sample_stats`` (``lp`` and the sampler's statistics), ``log_likelihood`` (one
         variable per term), ``observed_data`` and ``constant_data``. ``checkpoint`` makes an
         interrupted run resume without losing finished blocks.
         """
         logdensity = self.log_density if (self.terms or self.latents) else None
+        if method not in ("metropolis", "hmc", "slice"):
+            raise ConfigError(
+                f"unknown sampling method {method!r}; expected 'metropolis', 'hmc' or 'slice'"
+            )
+        if method != "metropolis":
+            if checkpoint is not None:
+                raise ConfigError(f"checkpoint needs method='metropolis', not {method!r}")
+            target = logdensity if logdensity is not None else (lambda x: jnp.zeros(()))
+            common = dict(
+                num_chains=num_chains,
+                num_draws=num_draws,
+                num_warmup=num_warmup,
+                rounding=rounding,
+                seed=seed,
+                progress=progress,
+            )
+            if method == "hmc":
+                raw = sample_hmc(self.polytope, target, **common)
+            else:
+                raw = sample_slice(
+                    self.polytope, target, direction=kernel, thinning=thinning, **common
+                )
+            stats = raw["sample_stats"].to_dataset()
+            return self.to_datatree(raw["posterior"]["flux"].values, stats, attrs=dict(raw.attrs))
         raw = sample_fluxes(
             self.polytope,
             num_chains=num_chains,
@@ -304,8 +344,10 @@ class FluxPosterior:
             },
             coords={"reaction": list(self.network.reactions)},
         )
+        sampler = (attrs or {}).get("method", "hit-and-run")
+        sampler = "hit-and-run Metropolis" if sampler == "hit-and-run" else sampler
         meta = provenance(
-            "flux posterior (hit-and-run Metropolis)",
+            f"flux posterior ({sampler})",
             self.network,
             terms=",".join(t.name for t in self.terms) or "none",
             latents=",".join(self.latent_names) or "none",

@@ -160,15 +160,19 @@ class ExpressionLaplace:
             return -jnp.sum(jnp.abs(k * g - self.abundance) / self.sigma) + self._const()
         return self._log_marginal(g) + self._const()
 
-    def _log_marginal(self, g: jax.Array) -> jax.Array:
+    def _log_marginal(self, g: jax.Array, abundance=None, sigma=None) -> jax.Array:
         """``log (1/(b-a)) ∫_a^b exp(-Σ_i w_i |k - r_i| - c0) dk`` with ``w_i = g_i / σ_i``,
-        ``r_i = e_i / g_i`` (groups with ``g_i = 0`` add ``e_i / σ_i`` to ``c0``)."""
+        ``r_i = e_i / g_i`` (groups with ``g_i = 0`` add ``|e_i| / σ_i`` to ``c0``); ``e`` and
+        ``σ`` default to the term's (other values: simulated data, in calibration)."""
         a, b = self.scale_bounds
-        e, sig = self.abundance, self.sigma
+        e = self.abundance if abundance is None else abundance
+        sig = self.sigma if sigma is None else sigma
         on = g > 0
         w = jnp.where(on, g / sig, 0.0)
-        r = jnp.clip(jnp.where(on, e / jnp.where(on, g, 1.0), a), a, b)
-        c0 = jnp.sum(jnp.where(on, 0.0, e / sig))
+        ratio = jnp.where(on, e / jnp.where(on, g, 1.0), a)
+        r = jnp.clip(ratio, a, b)
+        # |k - r_i| = |k - clip(r_i)| + |r_i - clip(r_i)| for k in [a, b]: keep the offset
+        c0 = jnp.sum(jnp.where(on, w * jnp.abs(ratio - r), jnp.abs(e) / sig))
         order = jnp.argsort(r)
         r, w = r[order], w[order]
         edges = jnp.concatenate([jnp.array([a]), r, jnp.array([b])])  # segment k: [edges_k, +1]
@@ -180,12 +184,18 @@ class ExpressionLaplace:
         d = q - p
         m = jnp.where(slope >= 0, p, q)
         mag = jnp.abs(slope)
-        safe = jnp.where(mag * d > 1e-12, mag, 1.0)
+        # safe arguments in both branches of every where: the gradient (reflective HMC) of an
+        # unused branch must not be NaN
+        steep, used = mag * d > 1e-12, d > 0
+        safe = jnp.where(steep, mag, 1.0)
+        d_safe = jnp.where(used, d, 1.0)
         log_len = jnp.where(
-            mag * d > 1e-12, jnp.log(-jnp.expm1(-safe * d)) - jnp.log(safe), jnp.log(d)
+            steep,
+            jnp.log(-jnp.expm1(-jnp.where(steep, safe * d_safe, 1.0))) - jnp.log(safe),
+            jnp.log(d_safe),
         )
-        pieces = -intercept - slope * m + log_len
-        return jax.scipy.special.logsumexp(jnp.where(d > 0, pieces, -jnp.inf)) - np.log(b - a)
+        pieces = jnp.where(used, -intercept - slope * m + log_len, -jnp.inf)
+        return jax.scipy.special.logsumexp(pieces) - np.log(b - a)
 
     def best_scale(self, v: np.ndarray) -> float:
         """The ``k`` maximising the likelihood at fixed ``v``: the weighted median of ``e_i / g_i``

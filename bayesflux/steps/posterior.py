@@ -10,9 +10,16 @@ Every data table is optional; with none the posterior is the uniform prior on th
     labeling = "model.ftbl"                      # 13C data; its reactions named as the network's
     thermo = "ecoli_core"                        # second law on (v, ln c): feasible-chord sampler
     metabolome = { atp_c = [0.005, 0.2] }        # concentration (M), sd of ln c; needs thermo
+    sampler = "hmc"                              # or "metropolis" (hit-and-run), "slice"
     num_chains = 4
     num_draws = 1000
-    checkpoint = "results/posterior_ckpt"        # resume an interrupted run
+    checkpoint = "results/posterior_ckpt"        # resume an interrupted run (metropolis only)
+
+``sampler = "hmc"`` (default): Hamiltonian Monte Carlo reflecting off the polytope's facets with
+adapted steps and rounding (:mod:`bayesflux.sampling.reflective_hmc`); hit-and-run Metropolis
+(``"metropolis"``; ``kernel``, ``thinning``, ``block_size``, ``checkpoint`` are its options) does
+not converge on the bundled example's expression likelihood (benchmarks/bench_joint.py). With
+``thermo`` the feasible-chord sampler of the second law runs instead.
 """
 
 from __future__ import annotations
@@ -49,11 +56,16 @@ def _posterior_summary(result: xr.DataTree) -> str:
     moving = flux.std(("chain", "draw")) > 1e-9
     worst_rhat = float(rhat["flux"].where(moving).max())
     least_ess = float(ess["flux"].where(moving).min())
-    acc = float(result["sample_stats"]["acceptance_rate"].mean())
+    stats = result["sample_stats"]
+    moves = (
+        f"mean acceptance {float(stats['acceptance_rate'].mean()):.2f}"
+        if "acceptance_rate" in stats
+        else f"{float(stats['n_evals'].mean()):.1f} density evaluations per move"
+    )
     return (
         f"{flux.sizes['chain']} chains x {flux.sizes['draw']} draws; terms: "
         f"{result.attrs.get('terms')}; max R-hat {worst_rhat:.3f}, min bulk ESS {least_ess:.0f}, "
-        f"mean acceptance {acc:.2f}"
+        f"{moves}"
     )
 
 
@@ -70,6 +82,7 @@ def posterior_step(
     thermo: str | None = None,
     metabolome: dict[str, list[float]] | None = None,
     constraints: list[dict] | None = None,
+    sampler: str = "hmc",
     num_chains: int = 4,
     num_draws: int = 1000,
     num_warmup: int | None = None,
@@ -125,7 +138,12 @@ def posterior_step(
             thinning=thinning,
             seed=seed,
         )
+    if sampler not in ("hmc", "metropolis", "slice"):
+        raise ConfigError(
+            f"posterior: sampler must be 'hmc', 'metropolis' or 'slice', not {sampler!r}"
+        )
     return posterior.sample(
+        method=sampler,
         num_chains=num_chains,
         num_draws=num_draws,
         num_warmup=num_warmup,

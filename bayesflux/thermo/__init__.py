@@ -7,6 +7,7 @@ The samplers (:func:`sample_orthants`, :func:`parallel_tempering`) are imported 
 
 from typing import Any
 
+from bayesflux.thermo._space import strata
 from bayesflux.thermo.data import PHYSIOLOGICAL_LNC, R_GAS, ThermoDataError, ThermoModel
 from bayesflux.thermo.flux_force import exchange_lower_bound, least_conservative_bounds
 from bayesflux.thermo.loops import Loop, Sector, enumerate_loops, find_loop, sectors
@@ -42,6 +43,7 @@ __all__ = [
     "sample_orthants",
     "sectors",
     "sign_pattern",
+    "strata",
     "tfba",
     "thermodynamic_fva",
 ]

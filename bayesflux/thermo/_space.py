@@ -29,7 +29,8 @@ from bayesflux.sampling.polytope import Polytope, chebyshev_center, polytope
 from bayesflux.sampling.rounding import expectation_propagation
 from bayesflux.thermo._milp import Interior, TSMMilp, diagnose_infeasible
 from bayesflux.thermo.data import ThermoModel
-from bayesflux.thermo.polytope_b import ConcentrationPolytope
+from bayesflux.thermo.loops import Sector
+from bayesflux.thermo.polytope_b import ConcentrationPolytope, unique_patterns
 
 ZERO_FLUX = 1e-9  # |v| at or below this counts as zero flux (no second-law constraint)
 
@@ -59,23 +60,44 @@ class FluxSpace:
     ) -> FluxSpace:
         """Polytope of ``thermo.network`` with optional sector ``bounds``, rounded by EP.
 
-        Reactions under the second law that vary on the polytope but cannot carry flux in the
-        TSM (the fewest that :meth:`interior` with ``allow_zero`` must stop for the others to run
-        strictly; the TSM MILP then proves ``max v_j = min v_j = 0``) are fixed at zero and
-        listed in :attr:`stopped`: the feasible set lies in
-        their hyperplanes ``v_j = 0``, where hit-and-run in the whole polytope sees only
-        zero-length feasible pieces and never moves. (E. coli core: ``H2Ot``, whose ``ΔrG``
-        cannot leave ``(-δ, δ)`` with water fixed.) A stopped reaction that the TSM lets run
-        elsewhere (no feasible piece is full-dimensional, but pieces of several dimensions
-        exist) is fixed all the same, with a warning: the samplers then cover only the pieces
-        where it is zero.
+        Reactions under the second law that vary on the polytope but cannot carry flux in a
+        full-dimensional feasible piece (the fewest that :meth:`interior` with ``allow_zero``
+        must stop for the others to run strictly) are fixed at zero and listed in
+        :attr:`stopped`: the feasible set lies in their hyperplanes ``v_j = 0``, where
+        hit-and-run in the whole polytope sees only zero-length feasible pieces and never moves.
+        Most never run (the TSM MILP proves ``max v_j = min v_j = 0``; E. coli core: ``H2Ot``,
+        whose ``ΔrG`` cannot leave ``(-δ, δ)`` with water fixed). Reactions that exclude each
+        other are different (E. coli core: ``THD2 + NADTRHD`` is ``2 h_e -> 2 h_c``, whose
+        ``ΔrG`` is 0 with both proton concentrations fixed, so the two cannot both have
+        ``ΔrG <= -δ``; a loop through fixed metabolites, which the loop law of
+        :mod:`~bayesflux.thermo.loops` does not see): the feasible set is then
+        the union of *strata*, one per reaction left stopped, of the same dimension, so no
+        stratum has zero volume beside the others. ``build`` keeps the stratum that the MILP
+        picks and warns; :func:`strata` lists them all with volume weights, to be sampled one
+        by one and mixed like sectors.
         """
         bounds = dict(bounds or {})
         space = cls._rounded(thermo, bounds)
-        _, _, stopped = space.interior(seed=None, allow_zero=True)
-        if not stopped.any():
+        names, runs = space._stops()
+        if not names:
             return space
-        t = space.thermo
+        if runs:
+            warnings.warn(
+                f"network {space.thermo.network.id!r}: {[r for r, _ in runs]} can carry flux "
+                f"thermodynamically, but not together with the rest: they are fixed at zero "
+                f"(with {[n for n in names if n not in dict(runs)]}, which never run), so the "
+                "samplers cover one stratum of the feasible set only; the others have the same "
+                "dimension (not volume zero): list them with bayesflux.thermo.strata and sample "
+                "each (its .bounds), weighted like sectors",
+                stacklevel=2,
+            )
+        return cls._rounded(thermo, {**bounds, **dict.fromkeys(names, (0.0, 0.0))}, names)
+
+    def _stops(self) -> tuple[tuple[str, ...], list[tuple[str, float]]]:
+        """Reactions that must stop for the rest to run strictly (:meth:`interior`), and those
+        of them that can run in the TSM all the same, each with a flux it reaches (signed)."""
+        _, _, stopped = self.interior(seed=None, allow_zero=True)
+        t = self.thermo
         names = tuple(t.network.reactions[j] for j in t.index[stopped])
         milp = TSMMilp(t)
         runs = []
@@ -83,17 +105,9 @@ class FluxSpace:
             for sign in (1.0, -1.0):
                 status, value, _ = milp.minimize(milp.unit_cost(milp.columns.v.start + j, -sign))
                 if status != "infeasible" and -value > ZERO_FLUX:
-                    runs.append(t.network.reactions[j])
+                    runs.append((t.network.reactions[j], -sign * value))
                     break
-        if runs:
-            warnings.warn(
-                f"network {t.network.id!r}: {runs} can carry flux thermodynamically, but not "
-                f"together with the rest (no feasible orthant piece is full-dimensional unless "
-                f"{list(names)} stop); they are fixed at zero, so the samplers cover only the "
-                "lower-dimensional pieces where they are zero",
-                stacklevel=2,
-            )
-        return cls._rounded(thermo, {**bounds, **dict.fromkeys(names, (0.0, 0.0))}, names)
+        return names, runs
 
     @classmethod
     def _rounded(
@@ -194,7 +208,32 @@ class FluxSpace:
         :class:`~bayesflux.InfeasibleError` if the TSM is infeasible or no piece has an interior
         (an active reaction that cannot run: :meth:`build` fixes such reactions at zero).
         """
+        return self.feasible_starts(1, B, seed=seed)[0]
+
+    def feasible_starts(
+        self,
+        num: int,
+        B: ConcentrationPolytope | None = None,
+        *,
+        seed: int = 0,
+        max_pieces: int = 8,
+    ) -> np.ndarray:
+        """``num`` starts ``(num, d)`` as in :meth:`feasible_start`, from ``min(num, max_pieces)``
+        interior MILPs (seeds ``seed, seed + 1, ...``); chain ``c`` takes piece ``c mod`` that
+        number and its own uniform point in the half-radius ball (one MILP per chain would cost
+        more than a long warm-up)."""
         rng = np.random.default_rng(seed)
+        pieces = [self._start_piece(B, seed + i) for i in range(min(num, max_pieces))]
+        out = np.empty((num, self.dim))
+        for c in range(num):
+            centre, r = pieces[c % len(pieces)]
+            u = rng.normal(size=self.dim)
+            u *= 0.5 * r * rng.uniform() ** (1.0 / self.dim) / np.linalg.norm(u)
+            out[c] = centre + u
+        return out
+
+    def _start_piece(self, B: ConcentrationPolytope | None, seed: int) -> tuple[np.ndarray, float]:
+        """Chebyshev centre and radius of the orthant piece of :meth:`interior` (``seed``)."""
         y_milp, rho, _ = self.interior(seed=seed)
         if rho <= 1e-7 * self.radius:
             raise InfeasibleError(
@@ -213,15 +252,12 @@ class FluxSpace:
             b / norm,
             what=f"orthant piece of the start of {self.thermo.network.id!r}",
         )
-        u = rng.normal(size=self.dim)
-        u *= 0.5 * r * rng.uniform() ** (1.0 / self.dim) / np.linalg.norm(u)
-        y = centre + u
-        if B is not None and not B.is_feasible(flux_signs(self.f0 + self.F @ y)):
+        if B is not None and not B.is_feasible(flux_signs(self.f0 + self.F @ centre)):
             raise SolverError(
                 f"the interior-start MILP of network {self.thermo.network.id!r} gave a sign "
                 "pattern whose concentration polytope B is empty (solver tolerances)"
             )
-        return y
+        return centre, r
 
     def violation_scales(
         self, B: ConcentrationPolytope, *, n: int = 2000, seed: int = 0
@@ -232,7 +268,7 @@ class FluxSpace:
         y0 = jnp.zeros((1, self.dim))
         ys = np.asarray(_plain_chain(keys, y0, jnp.asarray(self.A_y), jnp.asarray(self.b_y), n))[0]
         signs = flux_signs(ys @ self.F.T + self.f0)
-        uniq = np.unique(signs, axis=0)
+        uniq, _ = unique_patterns(signs)
         eps = np.stack([B.violation(s).eps for s in uniq])
         q = np.quantile(eps, [0.1, 0.9], axis=0)
         scale = np.max(np.abs(q), axis=0)
@@ -255,6 +291,47 @@ class FluxSpace:
         return tree
 
 
+def strata(
+    thermo: ThermoModel, *, bounds: Mapping[str, tuple[float, float]] | None = None
+) -> list[Sector]:
+    """The strata of a feasible set whose reactions exclude each other (:meth:`FluxSpace.build`).
+
+    Stratum 0 stops what ``build`` stops; for each reaction ``r`` among them that can run in the
+    TSM, another stratum lets ``r`` run (``|v_r| >= 10⁻³`` of the flux it reaches) and stops
+    what :meth:`FluxSpace.interior` with ``allow_zero`` then stops. Strata of the largest
+    dimension are kept and weighted by their Expectation Propagation volume ``exp(H)`` in
+    reduced coordinates (orthonormal null-space basis, so volume in flux space), as
+    :func:`~bayesflux.thermo.loops.sectors` weights sectors (seed 002): the uniform measure on
+    the union of equal-dimensional strata, up to the EP approximation and to the share of each
+    stratum that is feasible (1 on E. coli core). Returned as
+    :class:`~bayesflux.thermo.loops.Sector` (``signs``: 0 for each reaction the stratum stops).
+    """
+    bounds = dict(bounds or {})
+    net = thermo.network
+    names, runs = FluxSpace._rounded(thermo, bounds)._stops()
+    options = [names]
+    for r, reach in runs:
+        j = net.reaction_index[r]
+        run = (1e-3 * reach, float(net.ub[j])) if reach > 0 else (float(net.lb[j]), 1e-3 * reach)
+        free = {**bounds, **{n: (0.0, 0.0) for n in names if n != r}, r: run}
+        more, _ = FluxSpace._rounded(thermo, free)._stops()
+        options.append(tuple(n for n in names if n != r) + more)
+    found = []
+    for stops in dict.fromkeys(tuple(sorted(o)) for o in options):
+        sector_bounds = {**bounds, **dict.fromkeys(stops, (0.0, 0.0))}
+        poly = polytope(net, bounds=sector_bounds)
+        found.append((stops, sector_bounds, expectation_propagation(poly).log_volume, poly.dim))
+    top = max(f[3] for f in found)
+    found = [f for f in found if f[3] == top]
+    logv = np.array([f[2] for f in found])
+    w = np.exp(logv - logv.max())
+    w /= w.sum()
+    return [
+        Sector(dict.fromkeys(stops, 0), b, float(lv), float(wi), d)
+        for (stops, b, lv, d), wi in zip(found, w)
+    ]
+
+
 def flux_signs(v_constrained: np.ndarray) -> np.ndarray:
     """int8 signs of constrained fluxes, zero within :data:`ZERO_FLUX`."""
     v = np.asarray(v_constrained)
@@ -262,14 +339,38 @@ def flux_signs(v_constrained: np.ndarray) -> np.ndarray:
 
 
 def random_chords(
-    key: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array
+    key: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, D: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """For chains ``y (c, d)``: unit directions ``θ (c, d)`` and chord ends ``λmin, λmax (c,)``."""
+    """For chains ``y (c, d)``: unit directions ``θ (c, d)`` and chord ends ``λmin, λmax (c,)``.
+
+    ``θ ∝ D z`` with ``z`` standard normal (isotropic if ``D`` is None): hit-and-run in the
+    coordinates ``D⁻¹ y``, so the uniform distribution stays stationary for any fixed ``D``.
+    """
     theta = jax.random.normal(key, y.shape, dtype=y.dtype)
+    if D is not None:
+        theta = theta @ D.T
     theta = theta / jnp.linalg.norm(theta, axis=-1, keepdims=True)
     slack = b - y @ A.T
     lo, hi = jax.vmap(chord)(slack, theta @ A.T)
     return theta, lo, hi
+
+
+def direction_factor(ys: np.ndarray) -> np.ndarray:
+    """Cholesky factor ``D`` of the covariance of warm-up draws ``ys (n, d)`` (ridge ``10⁻⁶``
+    of its mean variance), scaled to unit mean variance; the identity if ``n <= 2d``.
+
+    Frozen after warm-up, ``θ ∝ D z`` rounds the *feasible* set, which may be a thin part of A
+    (a measured metabolome leaves few orthant pieces), where A's rounding alone gives chords
+    far longer than the pieces and hit-and-run barely moves.
+    """
+    n, d = ys.shape
+    if n <= 2 * d:
+        return np.eye(d)
+    cov = np.cov(ys, rowvar=False)
+    scale = np.trace(cov) / d
+    if not scale > 0:
+        return np.eye(d)
+    return np.linalg.cholesky(cov / scale + 1e-6 * np.eye(d))
 
 
 @partial(jax.jit, static_argnums=(4,))

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from bayesflux.thermo.data import ThermoModel
-from bayesflux.thermo.polytope_b import ConcentrationPolytope, sign_pattern
+from bayesflux.thermo.polytope_b import ConcentrationPolytope, sign_pattern, unique_patterns
 
 __all__ = ["exchange_lower_bound", "least_conservative_bounds"]
 
@@ -47,12 +47,12 @@ def least_conservative_bounds(
     B = B if B is not None else ConcentrationPolytope(thermo)
     v = np.atleast_2d(np.asarray(fluxes, dtype=float))
     signs = sign_pattern(v, thermo)
-    unique, inverse = np.unique(signs, axis=0, return_inverse=True)
+    unique, inverse = unique_patterns(signs)
     largest = np.empty((len(unique), thermo.n_constrained))
     for u, s in enumerate(unique):
         lo, hi = B.drg_extremes(s)
         largest[u] = np.maximum(np.abs(lo), np.abs(hi))
-    drg = largest[inverse.ravel()]
+    drg = largest[inverse]
     bound = np.asarray(
         exchange_lower_bound(jnp.asarray(v[:, thermo.index]), jnp.asarray(drg), thermo.rt)
     )

@@ -22,23 +22,30 @@ import numpy as np
 import xarray as xr
 
 from bayesflux.progress import progress_bar
-from bayesflux.thermo._space import ZERO_FLUX, FluxSpace, random_chords
+from bayesflux.thermo._space import ZERO_FLUX, FluxSpace, direction_factor, random_chords
 from bayesflux.thermo.data import ThermoModel
-from bayesflux.thermo.polytope_b import ConcentrationPolytope
+from bayesflux.thermo.polytope_b import ConcentrationPolytope, unique_patterns
 
 __all__ = ["sample_orthants", "chord_pieces"]
 
 
 @jax.jit
 def chord_pieces(
-    key: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, f0: jax.Array, F: jax.Array
+    key: jax.Array,
+    y: jax.Array,
+    A: jax.Array,
+    b: jax.Array,
+    f0: jax.Array,
+    F: jax.Array,
+    D: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Split random chords of ``{A y <= b}`` at sign changes of ``f0 + F y``.
+    """Split random chords (directions ``∝ D z``, :func:`random_chords`) of ``{A y <= b}`` at
+    sign changes of ``f0 + F y``.
 
     Returns directions ``θ (c, d)``, piece edges ``(c, k + 2)`` (sorted ``λ``) and the sign pattern
     of each piece ``(c, k + 1, k)`` (int8; zero where a flux stays within ``ZERO_FLUX`` of 0).
     """
-    theta, lo, hi = random_chords(key, y, A, b)
+    theta, lo, hi = random_chords(key, y, A, b, D)
     v = y @ F.T + f0  # (c, k)
     w = theta @ F.T
     safe = jnp.where(w == 0.0, 1.0, w)
@@ -83,6 +90,11 @@ def sample_orthants(
 ) -> xr.DataTree:
     """Uniform samples of the thermodynamically feasible flux space by exact hit-and-run.
 
+    Directions are isotropic in A's rounding for the first half of the warm-up; then they follow
+    the covariance of the draws of its second quarter, pooled over chains
+    (:func:`~bayesflux.thermo._space.direction_factor`), frozen for the rest, so the kept draws
+    come from one fixed, uniform-invariant kernel.
+
     Parameters
     ----------
     thermo
@@ -105,7 +117,7 @@ def sample_orthants(
     space = space if space is not None else FluxSpace.build(thermo, bounds=bounds)
     B = B if B is not None else ConcentrationPolytope(space.thermo)
     rng = np.random.default_rng(seed)
-    starts = np.stack([space.feasible_start(B, seed=seed + c) for c in range(num_chains)])
+    starts = space.feasible_starts(num_chains, B, seed=seed)
     A, b = jnp.asarray(space.A_y), jnp.asarray(space.b_y)
     f0, F = jnp.asarray(space.f0), jnp.asarray(space.F)
     y = starts
@@ -114,8 +126,15 @@ def sample_orthants(
     frac = np.zeros(num_samples)
     total_steps = (num_warmup + num_samples) * thinning
     keys = jax.random.split(jax.random.key(seed), total_steps)
+    warm = num_warmup * thinning
+    D = jnp.eye(space.dim)
+    seen = []
     for t in progress_bar(range(total_steps), desc="orthant hit-and-run", disable=not progress):
-        theta, edges, signs = chord_pieces(keys[t], y, A, b, f0, F)
+        if warm // 4 <= t < warm // 2:
+            seen.append(y)
+        elif t == warm // 2 and seen:
+            D = jnp.asarray(direction_factor(np.concatenate(seen)))
+        theta, edges, signs = chord_pieces(keys[t], y, A, b, f0, F, D)
         edges_np, signs_np = np.asarray(edges), np.asarray(signs)
         feasible = _feasible(B, signs_np)
         lam, ok = _pick(rng, edges_np, feasible)
@@ -146,7 +165,6 @@ def sample_orthants(
 def _feasible(B: ConcentrationPolytope, signs: np.ndarray) -> np.ndarray:
     """Feasibility of every piece's pattern ``signs (c, p, k)``: one dictionary lookup per distinct
     pattern, an LP only for patterns never seen before."""
-    flat = signs.reshape(-1, signs.shape[-1])
-    unique, inverse = np.unique(flat, axis=0, return_inverse=True)
+    unique, inverse = unique_patterns(signs)
     ok = np.fromiter((B.is_feasible(row) for row in unique), dtype=bool, count=len(unique))
-    return ok[inverse.ravel()].reshape(signs.shape[:-1])
+    return ok[inverse].reshape(signs.shape[:-1])

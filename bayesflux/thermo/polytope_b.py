@@ -27,7 +27,13 @@ from bayesflux._highs import highs_model
 from bayesflux.errors import SolverError
 from bayesflux.thermo.data import ThermoDataError, ThermoModel
 
-__all__ = ["Violation", "ConcentrationPolytope", "sign_pattern", "check_sign_pattern"]
+__all__ = [
+    "Violation",
+    "ConcentrationPolytope",
+    "sign_pattern",
+    "check_sign_pattern",
+    "unique_patterns",
+]
 
 FEASIBLE_TOL = 1e-7  # total L1 violation (kJ/mol) at or below this counts as feasible
 
@@ -51,6 +57,30 @@ def sign_pattern(fluxes: np.ndarray, thermo: ThermoModel, *, zero_tol: float = 1
     """
     v = np.asarray(fluxes)[..., thermo.index]
     return (np.sign(v) * (np.abs(v) > zero_tol)).astype(np.int8)
+
+
+def unique_patterns(signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct sign patterns among ``signs (..., k)`` and, per pattern, the index of its row.
+
+    Same sets as ``np.unique(signs, axis=0, return_inverse=True)`` (rows in another order) but
+    fast: each row is packed into 64-bit words (bit planes of ``s > 0`` and ``s < 0``), which are
+    sorted lexicographically. Returns ``(unique (u, k), inverse (n,))``.
+    """
+    s = np.asarray(signs)
+    s = s.reshape(-1, s.shape[-1])
+    n = len(s)
+    if n == 0:
+        return s, np.zeros(0, dtype=np.intp)
+    planes = np.concatenate([np.packbits(s > 0, axis=1), np.packbits(s < 0, axis=1)], axis=1)
+    words = np.ascontiguousarray(np.pad(planes, ((0, 0), (0, -planes.shape[1] % 8))))
+    words = words.view(np.uint64)
+    order = np.lexsort(words.T[::-1])
+    ordered = words[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return s[order[first]], inverse
 
 
 class ConcentrationPolytope:
@@ -137,10 +167,9 @@ class ConcentrationPolytope:
     def feasible_fluxes(self, fluxes: np.ndarray, *, zero_tol: float = 1e-9) -> np.ndarray:
         """Feasibility of each flux vector ``(..., n_reactions)`` (one LP per new sign pattern)."""
         signs = sign_pattern(fluxes, self.thermo, zero_tol=zero_tol)
-        flat = signs.reshape(-1, self._k)
-        unique, inverse = np.unique(flat, axis=0, return_inverse=True)
-        ok = np.array([self.is_feasible(row) for row in unique], dtype=bool)
-        return ok[inverse.ravel()].reshape(signs.shape[:-1])
+        unique, inverse = unique_patterns(signs)
+        ok = np.fromiter((self.is_feasible(row) for row in unique), dtype=bool, count=len(unique))
+        return ok[inverse].reshape(signs.shape[:-1])
 
     def drg_extremes(self, signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Smallest and largest ``ΔrG_j`` over B(signs), per constrained reaction (2k LPs).

@@ -47,6 +47,12 @@ def test_posterior_step_bad_options(tmp_path):
     )
     with pytest.raises(ConfigError, match="nope.tsv not found"):
         run_config(config, echo=lambda _: None)
+    config.write_text(
+        '[model]\nsource = "small"\n[[step]]\nkind = "posterior"\n'
+        'fluxes = { R1 = [2.0, 0.5] }\nsampler = "nuts"\nprogress = false\n'
+    )
+    with pytest.raises(ConfigError, match="sampler must be 'hmc', 'metropolis' or 'slice'"):
+        run_config(config, echo=lambda _: None)
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):
@@ -67,6 +73,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
             f'[model]\nsource = "small"\n[output]\npath = "{name}.nc"\n[[step]]\n'
             'kind = "posterior"\nfluxes = { R1 = [2.0, 0.5] }\nnum_chains = 2\n'
             "num_draws = 4000\nnum_warmup = 0\nthinning = 400\nblock_size = 100\nseed = 3\n"
+            'sampler = "metropolis"\n'
             f"progress = false\n{ck}"
         )
         return path

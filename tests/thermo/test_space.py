@@ -90,3 +90,40 @@ def test_ecoli_starts_are_strictly_inside_feasible_pieces(ecoli_space):
         assert np.min(np.abs(v[active])) > 1e-4
         assert np.all(space.A_y @ y < space.b_y - 1e-4)
         assert check_sign_pattern(space.thermo, flux_signs(v))
+
+
+def test_strata_of_ecoli_core(ecoli_space):
+    """THD2 and NADTRHD exclude each other: two strata, each stopping one of them, of the same
+    dimension (neither has zero volume beside the other), EP-weighted; the stratum that build did
+    not pick builds without a warning and has a full-dimensional feasible piece."""
+    import warnings
+
+    from bayesflux.thermo import ecoli_core, strata
+
+    space, _ = ecoli_space
+    found = strata(ecoli_core(), bounds={"FRD7": (0.0, 0.0)})
+    exclusive = [{r for r in s.signs if r in ("THD2", "NADTRHD")} for s in found]
+    assert sorted(map(sorted, exclusive)) == [["NADTRHD"], ["THD2"]]
+    assert {s.dim for s in found} == {space.dim}
+    assert sum(s.weight for s in found) == pytest.approx(1.0)
+    assert all(0 < s.weight < 1 for s in found)
+    other = next(s for s in found if not set(s.signs) <= set(space.stopped))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alt = FluxSpace.build(ecoli_core(), bounds=other.bounds)
+    assert alt.dim == space.dim and set(alt.stopped) <= set(other.signs)
+    assert alt.interior(seed=0)[1] > 1e-3
+
+
+def test_direction_factor_recovers_covariance():
+    """D Dᵀ is the draws' covariance over its mean variance (ridge 1e-6); too few draws: I."""
+    from bayesflux.thermo._space import direction_factor
+
+    rng = np.random.default_rng(1)
+    cov = np.array([[4.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.01]])
+    ys = rng.multivariate_normal(np.zeros(3), cov, size=20_000)
+    D = direction_factor(ys)
+    emp = np.cov(ys, rowvar=False)
+    np.testing.assert_allclose(D @ D.T, emp / (np.trace(emp) / 3) + 1e-6 * np.eye(3), rtol=1e-10)
+    np.testing.assert_allclose(D @ D.T, cov / (np.trace(cov) / 3), rtol=0.05, atol=1e-3)
+    np.testing.assert_array_equal(direction_factor(ys[:6]), np.eye(3))
