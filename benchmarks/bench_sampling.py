@@ -1,17 +1,22 @@
 """ESS per second of bayesflux hit-and-run beside hopsy and cobra's OptGP, in one process.
 
     python benchmarks/bench_sampling.py [--models textbook iJO1366] [--chains 4] [--draws N]
-                                        [--skip-hopsy] [--skip-optgp] [--rounding-study]
+                                        [--thin-factor 1] [--skip-hopsy] [--skip-optgp]
+                                        [--rounding-study]
 
 For each model every sampler produces the same number of draws (chains x draws; OptGP as one
 chain of that length). ESS is arviz's bulk ESS per reaction (reactions with zero spread left out);
 min and median over reactions are divided by wall time: "total" includes preprocessing (polytope,
 rounding / PolyRound / OptGP warm-up points) and, for bayesflux, JAX compilation; "sampling" is the
 chains alone (for bayesflux a second, already compiled run with the next seed).
-bayesflux and hopsy use coordinate hit-and-run with the same thinning (the polytope dimension).
+bayesflux and hopsy use coordinate hit-and-run with the same thinning (the polytope dimension
+times ``--thin-factor``), both sweeping the axes in turn (hopsy cyclically, bayesflux in random
+permutations), both started at a Chebyshev centre without warm-up. The max R-hat column shows
+whether the chains have mixed at all.
 
 hopsy's preprocessing (``hopsy.round``, PolyRound) of iJO1366 did not finish in 20 minutes on a
-2-core machine (hopsy 1.7.0); pass ``--skip-hopsy`` for genome-scale models there.
+2-core machine (hopsy 1.7.0; nor, in a later check, within a 5-minute limit); pass
+``--skip-hopsy`` for genome-scale models there.
 
 ``--rounding-study`` compares EP, the maximum-volume ellipsoid and no rounding on E. coli core by
 the minimum ESS per hit-and-run step over three seeds (how the default rounding was chosen).
@@ -25,17 +30,25 @@ import time
 import warnings
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# every tool on one core (hopsy n_procs=1, OptGP processes=1, bayesflux's chains in one XLA loop):
+# BLAS on one thread too. On a shared machine OpenBLAS threads otherwise spin: one EP sweep on
+# iJO1366 took 0.29 s with 2 threads and 0.034 s with 1 on a loaded 2-core machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import arviz as az  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
 from bayesflux import datasets  # noqa: E402
-from bayesflux.sampling import HitAndRun, polytope, sample_polytope  # noqa: E402
+from bayesflux.sampling import HitAndRun, polytope, round_polytope, sample_polytope  # noqa: E402
 
 warnings.filterwarnings("ignore", message="Found chain dimension")
+# xarray imports dask at its first DataArray (about 1 s): an import, done here with the others so
+# that no tool's timing includes importing a library
+xr.DataArray(np.zeros(1))
 
 DEFAULT_DRAWS = {"textbook": 1000, "iJO1366": 250}
 
@@ -48,21 +61,37 @@ def ess_stats(draws: np.ndarray) -> tuple[float, float]:
     return float(np.nanmin(ess)), float(np.nanmedian(ess))
 
 
-def run_bayesflux(network, chains: int, draws: int, seed: int = 0, rounding: str = "ep"):
-    """Returns draws of a warm run, total cold time and warm sampling time, and the dimension.
+def run_bayesflux(
+    network,
+    chains: int,
+    draws: int,
+    seed: int = 0,
+    rounding: str = "ep",
+    thin_factor: float = 1.0,
+):
+    """Draws of a warm run, total cold time, warm sampling time, dimension and cold-time parts.
 
-    The cold run (preprocessing + JIT compilation + sampling) is timed end to end; a second run
-    with the next seed reuses the compiled kernel and gives the steady-state sampling time.
+    The cold run (polytope + rounding + JIT compilation + sampling) is timed end to end; a second
+    run with the next seed reuses the compiled block and gives the steady-state sampling time.
     """
     t0 = time.perf_counter()
     poly = polytope(network)
-    sampler = HitAndRun(poly, rounding=rounding, direction="coordinate", thinning=poly.dim)
+    t_poly = time.perf_counter()
+    rnd = round_polytope(poly, rounding)
+    t_round = time.perf_counter()
+    thinning = max(1, round(thin_factor * poly.dim))
+    sampler = HitAndRun(poly, rounding=rnd, direction="coordinate", thinning=thinning)
     opts = dict(num_chains=chains, num_draws=draws, num_warmup=0, block_size=min(draws, 250))
     sample_polytope(sampler, seed=seed, **opts)
     t1 = time.perf_counter()
     tree = sample_polytope(sampler, seed=seed + 1, **opts)
     t2 = time.perf_counter()
-    return tree.posterior["flux"].values, t1 - t0, t2 - t1, poly.dim
+    parts = {
+        "polytope (FVA)": t_poly - t0,
+        f"rounding ({rounding}, {rnd.iterations} sweeps)": t_round - t_poly,
+        "first run (compile + sampling)": t1 - t_round,
+    }
+    return tree.posterior["flux"].values, t1 - t0, t2 - t1, poly.dim, thinning, parts
 
 
 def run_hopsy(network, chains: int, draws: int, thinning: int, seed: int = 0):
@@ -103,7 +132,31 @@ def run_optgp(network, n: int, seed: int = 0):
     return frame[list(network.reactions)].to_numpy()[None], t2 - t0, t2 - t1
 
 
-def report(name: str, draws: np.ndarray, total: float, sampling: float, ref=None) -> dict:
+def max_rhat(draws: np.ndarray) -> float:
+    """Largest rank-normalised R-hat over varying reactions (NaN for a single chain)."""
+    if draws.shape[0] < 2:
+        return float("nan")
+    spread = draws.std(axis=(0, 1))
+    varying = spread > 1e-9 * max(1.0, float(np.abs(draws).max()))
+    return float(np.nanmax(np.asarray(az.rhat(draws[..., varying]))))
+
+
+def agreement(ours: np.ndarray, theirs: np.ndarray, name: str) -> None:
+    """Marginal means of two samplers, ``z = (m_1 - m_2) / sqrt(mcse_1^2 + mcse_2^2)`` per varying
+    reaction (arviz MCSE of the mean; a single chain's MCSE from its own autocorrelation)."""
+    spread = ours.std(axis=(0, 1))
+    varying = spread > 1e-9 * max(1.0, float(np.abs(ours).max()))
+    a, b = ours[..., varying], theirs[..., varying]
+    se = np.hypot(np.asarray(az.mcse(a)), np.asarray(az.mcse(b)))
+    z = (a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))) / se
+    print(
+        f"  means bayesflux vs {name}: {varying.sum()} reactions, max |z| "
+        f"{np.nanmax(np.abs(z)):.2f}, |z| > 3 for {np.mean(np.abs(z) > 3):.1%} "
+        "(about 0.3% expected if both are right)"
+    )
+
+
+def report(name: str, draws: np.ndarray, total: float, sampling: float) -> dict:
     lo, med = ess_stats(draws)
     row = {
         "min_ess": lo,
@@ -118,7 +171,7 @@ def report(name: str, draws: np.ndarray, total: float, sampling: float, ref=None
         f"  {name:10s} draws {draws.shape[0]}x{draws.shape[1]:<5d} ESS min {lo:8.1f} median "
         f"{med:8.1f} | time total {total:7.2f} s (sampling {sampling:7.2f} s) | ESS/s min "
         f"{row['min_ess_s']:9.2f} median {row['median_ess_s']:9.2f} (sampling only: min "
-        f"{row['min_ess_s_sampling']:9.2f})"
+        f"{row['min_ess_s_sampling']:9.2f}) | max R-hat {max_rhat(draws):.3f}"
     )
     return row
 
@@ -138,8 +191,6 @@ def rounding_study(chains: int = 4, draws: int = 500) -> None:
        3000 draws) in the rounded coordinates; 1 is perfectly round;
     2. minimum bulk ESS per 1000 coordinate moves, 3 seeds (noisy: the minimum over reactions).
     """
-    from bayesflux.sampling import round_polytope
-
     network = datasets.load("textbook")
     poly = polytope(network)
     reference = (
@@ -161,7 +212,7 @@ def rounding_study(chains: int = 4, draws: int = 500) -> None:
         eig = np.linalg.eigvalsh(Li @ cov @ Li.T)
         per_step = []
         for seed in range(3):
-            flux, _, _, d = run_bayesflux(network, chains, draws, seed=seed, rounding=rounding)
+            flux, *_, d, _, _ = run_bayesflux(network, chains, draws, seed=seed, rounding=rounding)
             per_step.append(ess_stats(flux)[0] / (chains * draws * d))
         print(
             f"  {rounding:5s} cond of rounded covariance {eig.max() / eig.min():7.2f}; "
@@ -176,6 +227,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["textbook", "iJO1366"])
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=None, help="draws per chain")
+    parser.add_argument(
+        "--thin-factor", type=float, default=1.0, help="thinning = factor x dimension"
+    )
     parser.add_argument("--skip-hopsy", action="store_true")
     parser.add_argument("--skip-optgp", action="store_true")
     parser.add_argument("--rounding-study", action="store_true")
@@ -184,19 +238,24 @@ def main() -> None:
         network = datasets.load(name)
         draws = args.draws or DEFAULT_DRAWS.get(name, 500)
         print(f"{name}: {network.n_reactions} reactions, {args.chains} chains x {draws} draws")
-        flux, total, sampling, d = run_bayesflux(network, args.chains, draws)
-        print(f"  polytope dimension {d}; thinning {d}")
+        flux, total, sampling, d, thinning, parts = run_bayesflux(
+            network, args.chains, draws, thin_factor=args.thin_factor
+        )
+        print(f"  polytope dimension {d}; thinning {thinning}")
+        print("  bayesflux cold run: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()))
         ours = report("bayesflux", flux, total, sampling)
         if not args.skip_hopsy:
             try:
-                samples, total, sampling = run_hopsy(network, args.chains, draws, thinning=d)
+                samples, total, sampling = run_hopsy(network, args.chains, draws, thinning)
             except ImportError:
                 print("  hopsy not installed (pip install hopsy)")
             else:
                 ratios(ours, report("hopsy", samples, total, sampling), "hopsy")
+                agreement(flux, samples, "hopsy")
         if not args.skip_optgp:
             samples, total, sampling = run_optgp(network, args.chains * draws)
             ratios(ours, report("OptGP", samples, total, sampling), "OptGP")
+            agreement(flux, samples, "OptGP")
     if args.rounding_study:  # last, so that the models' timings include JAX compilation
         rounding_study()
 

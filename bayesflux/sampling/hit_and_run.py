@@ -23,7 +23,12 @@ sampling, which makes the sampling phase a time-homogeneous, exact Metropolis ch
 
 ``build_kernel(A, b, ...)`` returns ``kernel(rng_key, state) -> (state, info)`` doing ``thinning``
 steps; vmap it over chains (``jax.vmap(kernel)(keys, states)``). ``step_size`` may be a traced
-array, so a kernel built inside ``jit`` takes the adapted step as an argument.
+array, so a kernel built inside ``jit`` takes the adapted step as an argument. ``build_sweep`` and
+``build_adaptive_sweep`` are the same moves driven by given random numbers instead of a key, which
+:func:`~bayesflux.sampling.sample.sample_polytope` draws on the host (no random-number generator
+to compile) with the axes of coordinate moves in random permutations: a sweep of ``d`` moves
+updates every axis once (random-scan Gibbs leaves ``e^-1`` of them untouched), as hopsy's cyclic
+coordinate hit-and-run does.
 """
 
 from __future__ import annotations
@@ -40,7 +45,9 @@ __all__ = [
     "HitAndRunState",
     "HitAndRunInfo",
     "adapted_step_size",
+    "build_adaptive_sweep",
     "build_kernel",
+    "build_sweep",
     "build_warmup_kernel",
     "chord",
     "freeze",
@@ -128,11 +135,14 @@ def _check(direction: str, thinning: int) -> None:
 
 
 def _build_move(A, direction: Direction, logdensity_fn, gaussian: bool):
-    """One move ``(state, (axis or normal draw, lam draw, log u), step) -> (state, (acc, len))``.
+    """One move ``(state, (axis or direction, lam draw, log u), step) -> (state, (acc, len))``.
 
-    ``lam draw`` is ``U(0, 1)`` for the uniform chord and ``N(0, 1)`` for the Gaussian step.
+    ``lam draw`` is ``U(0, 1)`` for the uniform chord and ``N(0, 1)`` for the Gaussian step;
+    ``log u`` is None for the uniform target (every chord point is accepted). A coordinate move
+    reads one precomputed column ``A e_k`` (a row of ``A^T``) and updates the slacks in ``O(m)``.
     """
     AT = A.T  # rows of A^T are the columns A e_k a coordinate move needs
+    d = A.shape[1]
 
     def move(state: HitAndRunState, draw, step):
         direction_draw, u, log_u = draw
@@ -151,17 +161,23 @@ def _build_move(A, direction: Direction, logdensity_fn, gaussian: bool):
             lam = lam_min + u * (lam_max - lam_min)
             inside = jnp.ones((), bool)
         if direction == "coordinate":
-            position = state.position.at[direction_draw].add(lam)
+            # x + lam e_k as an O(d) select: cheaper to compile (and batched, to run) than scatter
+            position = state.position + jnp.where(jnp.arange(d) == direction_draw, lam, 0.0)
         else:
             position = state.position + lam * theta
         slack = state.slack - lam * a_theta
+        if logdensity_fn is None and not gaussian:  # the uniform chord point is always accepted
+            return HitAndRunState(position, slack, state.logdensity), (
+                jnp.ones((), A.dtype),
+                lam_max - lam_min,
+            )
         if logdensity_fn is None:
             logdensity = state.logdensity
             log_ratio = jnp.zeros((), A.dtype)
         else:
             logdensity = logdensity_fn(position)
             log_ratio = logdensity - state.logdensity
-        accept = inside & (log_u < log_ratio)
+        accept = inside if log_u is None else inside & (log_u < log_ratio)
         new = jax.tree.map(
             lambda n, o: jnp.where(accept, n, o), HitAndRunState(position, slack, logdensity), state
         )
@@ -183,12 +199,50 @@ def _draws(rng_key, thinning: int, d: int, direction: Direction, gaussian: bool,
         u = jax.random.normal(key_lam, (thinning,), dt)
     else:
         u = jax.random.uniform(key_lam, (thinning,), dt)
-    log_u = (
-        jnp.log(jax.random.uniform(key_acc, (thinning,), dt))
-        if metropolis
-        else jnp.full(thinning, -jnp.inf, dt)  # the uniform target accepts every chord point
-    )
+    log_u = jnp.log(jax.random.uniform(key_acc, (thinning,), dt)) if metropolis else None
     return directions, u, log_u
+
+
+def _axis(direction: Direction, draw):
+    return draw[0] if direction == "coordinate" else 0
+
+
+def build_sweep(
+    A: jax.Array,
+    b: jax.Array,
+    *,
+    direction: Direction = "coordinate",
+    logdensity_fn: Callable[[jax.Array], jax.Array] | None = None,
+    step_size: jax.Array | float | None = None,
+) -> Callable[[HitAndRunState, tuple], tuple[HitAndRunState, HitAndRunInfo]]:
+    """``sweep(state, draws) -> (state, info)``: one move per row of given random numbers.
+
+    ``draws = (directions, lam, log_u)`` with a leading axis of length ``T`` (the moves):
+    ``directions`` the axes ``(T,)`` of coordinate moves or unnormalised directions ``(T, d)``,
+    ``lam`` ``U(0, 1)`` (uniform chord) or ``N(0, 1)`` (Gaussian step) draws ``(T,)``, ``log_u``
+    ``log U(0, 1)`` draws ``(T,)`` for the Metropolis test, or None for the uniform target. The
+    slacks are recomputed as ``b - A x`` once per sweep, so round-off cannot accumulate (``O(m d)``
+    per ``T`` moves). The caller chooses the random numbers, e.g. coordinate axes in random
+    permutations (:func:`bayesflux.sampling.sample.sample_polytope`); any choice independent of
+    the state keeps the target invariant, since every move does.
+    """
+    _check(direction, 1)
+    A = jnp.asarray(A, dtype=jnp.result_type(float))
+    b = jnp.asarray(b, dtype=A.dtype)
+    d = A.shape[1]
+    gaussian = step_size is not None
+    steps = _as_steps(step_size, direction, d, A.dtype) if gaussian else jnp.ones(1, A.dtype)
+    move = _build_move(A, direction, logdensity_fn, gaussian)
+
+    def one(state, draw):
+        return move(state, draw, steps[_axis(direction, draw)])
+
+    def sweep(state: HitAndRunState, draws) -> tuple[HitAndRunState, HitAndRunInfo]:
+        state, (acc, length) = jax.lax.scan(one, state, draws)
+        state = state._replace(slack=b - A @ state.position)
+        return state, HitAndRunInfo(jnp.mean(acc), jnp.mean(length))
+
+    return sweep
 
 
 def build_kernel(
@@ -219,25 +273,14 @@ def build_kernel(
     """
     _check(direction, thinning)
     A = jnp.asarray(A, dtype=jnp.result_type(float))
-    b = jnp.asarray(b, dtype=A.dtype)
     d = A.shape[1]
     thinning = int(thinning)
-    gaussian = step_size is not None
-    steps = _as_steps(step_size, direction, d, A.dtype) if gaussian else jnp.ones(1, A.dtype)
-    move = _build_move(A, direction, logdensity_fn, gaussian)
-
-    def one(state, draw):
-        axis = draw[0] if direction == "coordinate" else 0
-        return move(state, draw, steps[axis])
+    sweep = build_sweep(A, b, direction=direction, logdensity_fn=logdensity_fn, step_size=step_size)
+    gaussian, metropolis = step_size is not None, logdensity_fn is not None
 
     def kernel(rng_key: jax.Array, state: HitAndRunState) -> tuple[HitAndRunState, HitAndRunInfo]:
-        draws = _draws(
-            rng_key, thinning, d, direction, gaussian, logdensity_fn is not None, A.dtype
-        )
-        state, (acc, length) = jax.lax.scan(one, state, draws)
-        # refresh the slacks once per returned state so round-off cannot accumulate
-        state = state._replace(slack=b - A @ state.position)
-        return state, HitAndRunInfo(jnp.mean(acc), jnp.mean(length))
+        draws = _draws(rng_key, thinning, d, direction, gaussian, metropolis, A.dtype)
+        return sweep(state, draws)
 
     return kernel
 
@@ -283,6 +326,56 @@ def _dual_averaging_update(
     )
 
 
+def build_adaptive_sweep(
+    A: jax.Array,
+    b: jax.Array,
+    *,
+    direction: Direction = "coordinate",
+    logdensity_fn: Callable[[jax.Array], jax.Array] | None = None,
+    target_acceptance: float = 0.4,
+    gamma: float = 0.05,
+    t0: float = 10.0,
+    kappa: float = 0.75,
+) -> Callable:
+    """``sweep(state, adaptation, draws, adapt) -> (state, adaptation, info)``, Gaussian steps.
+
+    The moves of :func:`build_sweep` with the step ``exp(adaptation.log_step)`` of each move's
+    axis; with ``adapt`` (may be traced) the dual-averaging state is updated after every move
+    (see :func:`build_warmup_kernel`).
+    """
+    _check(direction, 1)
+    if not 0.0 < float(target_acceptance) < 1.0:
+        raise ValueError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
+    A = jnp.asarray(A, dtype=jnp.result_type(float))
+    b = jnp.asarray(b, dtype=A.dtype)
+    move = _build_move(A, direction, logdensity_fn, True)
+    target = float(target_acceptance)
+
+    def one(carry, draw):
+        state, da = carry
+        axis = _axis(direction, draw)
+        state, (prob, length) = move(state, draw, jnp.exp(da.log_step[axis]))
+        da = _dual_averaging_update(da, axis, prob, target, gamma, t0, kappa)
+        return (state, da), (prob, length)
+
+    def one_frozen(carry, draw):
+        state, da = carry
+        state, out = move(state, draw, jnp.exp(da.log_step[_axis(direction, draw)]))
+        return (state, da), out
+
+    def sweep(state, adaptation, draws, adapt=True):
+        (state, adaptation), (acc, length) = jax.lax.cond(
+            adapt,
+            lambda c: jax.lax.scan(one, c, draws),
+            lambda c: jax.lax.scan(one_frozen, c, draws),
+            (state, adaptation),
+        )
+        state = state._replace(slack=b - A @ state.position)
+        return state, adaptation, HitAndRunInfo(jnp.mean(acc), jnp.mean(length))
+
+    return sweep
+
+
 def build_warmup_kernel(
     A: jax.Array,
     b: jax.Array,
@@ -313,27 +406,20 @@ def build_warmup_kernel(
     step off the chord counts as a rejection.
     """
     _check(direction, thinning)
-    if not 0.0 < float(target_acceptance) < 1.0:
-        raise ValueError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
+    sweep = build_adaptive_sweep(
+        A,
+        b,
+        direction=direction,
+        logdensity_fn=logdensity_fn,
+        target_acceptance=target_acceptance,
+        gamma=gamma,
+        t0=t0,
+        kappa=kappa,
+    )
     A = jnp.asarray(A, dtype=jnp.result_type(float))
-    b = jnp.asarray(b, dtype=A.dtype)
     d = A.shape[1]
     thinning = int(thinning)
-    move = _build_move(A, direction, logdensity_fn, True)
-    target = float(target_acceptance)
-
-    def one(carry, draw):
-        state, da = carry
-        axis = draw[0] if direction == "coordinate" else 0
-        state, (prob, length) = move(state, draw, jnp.exp(da.log_step[axis]))
-        da = _dual_averaging_update(da, axis, prob, target, gamma, t0, kappa)
-        return (state, da), (prob, length)
-
-    def one_frozen(carry, draw):
-        state, da = carry
-        axis = draw[0] if direction == "coordinate" else 0
-        state, out = move(state, draw, jnp.exp(da.log_step[axis]))
-        return (state, da), out
+    metropolis = logdensity_fn is not None
 
     def kernel(
         rng_key: jax.Array,
@@ -341,14 +427,7 @@ def build_warmup_kernel(
         adaptation: DualAveragingState,
         adapt: jax.Array | bool = True,
     ) -> tuple[HitAndRunState, DualAveragingState, HitAndRunInfo]:
-        draws = _draws(rng_key, thinning, d, direction, True, logdensity_fn is not None, A.dtype)
-        (state, adaptation), (acc, length) = jax.lax.cond(
-            adapt,
-            lambda c: jax.lax.scan(one, c, draws),
-            lambda c: jax.lax.scan(one_frozen, c, draws),
-            (state, adaptation),
-        )
-        state = state._replace(slack=b - A @ state.position)
-        return state, adaptation, HitAndRunInfo(jnp.mean(acc), jnp.mean(length))
+        draws = _draws(rng_key, thinning, d, direction, True, metropolis, A.dtype)
+        return sweep(state, adaptation, draws, adapt)
 
     return kernel

@@ -163,10 +163,11 @@ class HitAndRun(MCMCKernel):
             raise ConfigError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
         self.target_acceptance = float(target_acceptance)
         A, b = self.rounding.rounded(poly)
-        self._A, self._b = jnp.asarray(A), jnp.asarray(b)
+        # device_put, not jnp.asarray: no per-shape copy function to compile
+        self._A, self._b = jax.device_put(A), jax.device_put(b)
         # v = offset + M y
-        self._M = jnp.asarray(poly.N @ self.rounding.L)
-        self._offset = jnp.asarray(poly.v0 + poly.N @ self.rounding.center)
+        self._M = jax.device_put(poly.N @ self.rounding.L)
+        self._offset = jax.device_put(poly.v0 + poly.N @ self.rounding.center)
         self._kernel = None
 
     # ------------------------------------------------------------------ pure pieces

@@ -18,8 +18,9 @@ the uniform distribution's covariance (from 24 000 draws) in the rounded coordin
 perfectly round: EP 2.6, inscribed ellipsoid 3.5, none 76. The minimum bulk ESS per coordinate move
 is too noisy to separate EP from the ellipsoid (both 5-10x better than none); see
 ``python benchmarks/bench_sampling.py --rounding-study``. EP also runs at genome scale (iJO1366,
-d = 582: about 90 sweeps, 6 s), where the ellipsoid's conic program has d(d+1)/2 PSD unknowns, and
-it gives the volume proxy.
+d = 582, k = 1059 factors: 64 sweeps of about ``2 k d^2`` flops, 0.034 s each with one BLAS
+thread; 0.29 s with two OpenBLAS threads on a loaded 2-core machine, where they spin), where the
+ellipsoid's conic program has d(d+1)/2 PSD unknowns, and it gives the volume proxy.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.blas
 import scipy.special
 from scipy.special import erfcx
 
@@ -158,13 +160,20 @@ def _truncated_moments(mu, var, lower, upper):
 
 
 def _ep_sweep(tau, nu, C, lower, upper, damping):
-    """One parallel EP update; also returns the current marginals ``(m, s2)`` of ``t = C z``."""
-    Q = (C.T * tau) @ C
-    chol = np.linalg.cholesky(Q)
-    mean = scipy.linalg.cho_solve((chol, True), C.T @ nu)
-    CS = scipy.linalg.cho_solve((chol, True), C.T).T  # C Q^-1
-    s2 = np.sum(CS * C, axis=1)
-    m = C @ mean
+    """One parallel EP update; also returns the current marginals ``(m, s2)`` of ``t = C z``.
+
+    With ``Q = C^T diag(tau) C = R^T R`` (``syrk`` and one Cholesky factor) and ``W = R^-T C^T``
+    (one triangular solve with ``k`` right-hand sides), the marginal variances are the column
+    norms ``s2_k = |W e_k|^2`` and the means ``m = C Q^-1 C^T nu = W^T W nu``: ``k d^2`` flops
+    for all the marginals instead of the ``2 k d^2`` of ``C Q^-1``, and ``k d^2`` for ``Q`` by
+    ``syrk`` (half a general product).
+    """
+    Q = scipy.linalg.blas.dsyrk(1.0, C * np.sqrt(tau)[:, None], trans=1)  # upper triangle
+    R = scipy.linalg.cholesky(Q, lower=False, overwrite_a=True, check_finite=False)
+    # W^T = C R^-1 by BLAS trsm (scipy's solve_triangular costs 15 ms even at d = 24)
+    Wt = scipy.linalg.blas.dtrsm(1.0, R, C, side=1, lower=0)
+    s2 = np.einsum("ij,ij->i", Wt, Wt)
+    m = Wt @ (Wt.T @ nu)
     tau_c = np.maximum(1.0 / s2 - tau, 1e-300)
     nu_c = m / s2 - nu
     mt, vt = _truncated_moments(nu_c / tau_c, 1.0 / tau_c, lower, upper)

@@ -1,8 +1,9 @@
 """``sample_fluxes``: many vectorised hit-and-run chains on a flux polytope, as an ArviZ DataTree.
 
-Chains run in jit-compiled blocks of ``block_size`` draws (``lax.scan`` over draws, ``vmap`` over
-chains). Every block's random keys derive from ``(seed, chain, block index)`` only, so a run split
-into pieces gives the same draws as one uninterrupted run. With ``checkpoint=DIR`` each finished
+Chains run in jit-compiled blocks of ``block_size`` draws (``lax.scan`` over draws; chains by
+``vmap`` on accelerators, one after the other on a CPU), one compilation per run. Every block's
+random numbers are drawn on the host from ``(seed, block index)`` only, so a run split into pieces
+gives the same draws as one uninterrupted run. With ``checkpoint=DIR`` each finished
 block (its draws and the chains' last states) is written atomically to ``DIR/block_NNNNNN.npz``;
 calling again with the same arguments resumes after the last block on disk.
 
@@ -92,37 +93,41 @@ def _log_target(logdensity_fn, offset, M):
     return None if logdensity_fn is None else (lambda y: logdensity_fn(offset + M @ y))
 
 
-@partial(jax.jit, static_argnames=("direction", "thinning", "block_size", "logdensity_fn"))
-def _run_block(keys, state, A, b, offset, M, *, direction, thinning, block_size, logdensity_fn):
-    """``block_size`` uniform-chord draws of every chain (``vmap`` chains, ``scan`` draws).
+def _block_draws(
+    seed: int,
+    block: int,
+    shape: tuple[int, int, int],
+    dim: int,
+    direction: str,
+    gaussian: bool,
+    metropolis: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The random numbers of one block, ``shape = (chains, draws, moves per draw)``.
 
-    The polytope enters as arguments, not constants, so one compilation serves every polytope of
-    the same shape.
+    Drawn on the host by numpy's PCG64 seeded with ``(seed, block)``: no random-number generator
+    is compiled (one threefry call costs about a second of XLA compilation on a CPU), and a block
+    depends on nothing but the seed and its index. Coordinate axes come in random permutations of
+    the ``d`` axes, concatenated and cut to the moves per draw, so ``d`` moves update every axis
+    once; the order is independent of the state, so every sweep keeps the target invariant.
+    Random directions are threefry keys of each draw (a ``(moves, d)`` normal array per draw is
+    generated inside the compiled block).
     """
-    kernel = hit_and_run.build_kernel(
-        A,
-        b,
-        direction=direction,
-        logdensity_fn=_log_target(logdensity_fn, offset, M),
-        thinning=thinning,
-    )
-
-    def one_chain(key, state):
-        def body(carry, k):
-            new, info = kernel(k, carry)
-            return new, (new.position, info.acceptance_rate, info.chord_length, new.logdensity)
-
-        return jax.lax.scan(body, state, jax.random.split(key, block_size))
-
-    return jax.vmap(one_chain)(keys, state)
+    rng = np.random.default_rng([int(seed) & (2**64 - 1), int(block)])
+    chains, draws, moves = shape
+    if direction == "coordinate":
+        sweeps = -(-moves // dim)
+        order = np.argsort(rng.random((chains, draws, sweeps, dim)), axis=-1)
+        first = order.reshape(chains, draws, sweeps * dim)[..., :moves].astype(np.int32)
+    else:
+        first = rng.integers(0, 2**32, (chains, draws, 2), dtype=np.uint32)
+    lam = rng.standard_normal(shape) if gaussian else rng.random(shape)
+    log_u = np.log(rng.random(shape)) if metropolis else None
+    return first, lam, log_u
 
 
-@partial(
-    jax.jit,
-    static_argnames=("direction", "thinning", "block_size", "logdensity_fn", "target_acceptance"),
-)
-def _run_warmup_block(
-    keys,
+@partial(jax.jit, static_argnames=("direction", "logdensity_fn", "target_acceptance", "batched"))
+def _run_block(
+    draws,
     state,
     adaptation,
     adapt,
@@ -132,34 +137,50 @@ def _run_warmup_block(
     M,
     *,
     direction,
-    thinning,
-    block_size,
     logdensity_fn,
     target_acceptance,
+    batched,
 ):
-    """``block_size`` Gaussian-step draws of every chain, adapting each chain's steps if ``adapt``.
+    """Draws of every chain from the random numbers ``draws`` (``scan`` over draws).
 
-    ``adapt`` is traced: one compilation serves warm-up and the frozen sampling phase.
+    One function for the uniform chord (``adaptation`` None) and the Gaussian step, whose warm-up
+    and kept blocks differ only in the traced flag ``adapt``; block length and thinning come from
+    the shapes of ``draws``, and the polytope enters as arguments, so one compilation serves every
+    block of a run and every polytope of the same shape. Chains are ``vmap``-ped (``batched``,
+    accelerators) or run one after the other (``lax.map``, CPU: one core gains nothing from a
+    batch, and the unbatched loop compiles and runs faster).
     """
-    kernel = hit_and_run.build_warmup_kernel(
-        A,
-        b,
-        direction=direction,
-        logdensity_fn=_log_target(logdensity_fn, offset, M),
-        thinning=thinning,
-        target_acceptance=target_acceptance,
+    target = _log_target(logdensity_fn, offset, M)
+    d = A.shape[1]
+    if adaptation is None:
+        sweep = hit_and_run.build_sweep(A, b, direction=direction, logdensity_fn=target)
+    else:
+        sweep = hit_and_run.build_adaptive_sweep(
+            A, b, direction=direction, logdensity_fn=target, target_acceptance=target_acceptance
+        )
+
+    def one_chain(args):
+        def body(carry, draw):
+            state, da = carry
+            first, lam, log_u = draw
+            if direction == "random":
+                key = jax.random.wrap_key_data(first)
+                first = jax.random.normal(key, (lam.shape[0], d), A.dtype)
+            if da is None:
+                state, info = sweep(state, (first, lam, log_u))
+            else:
+                state, da, info = sweep(state, da, (first, lam, log_u), adapt)
+            out = (state.position, info.acceptance_rate, info.chord_length, state.logdensity)
+            return (state, da), out
+
+        chain_draws, state, da = args
+        return jax.lax.scan(body, (state, da), chain_draws)
+
+    args = (draws, state, adaptation)
+    (state, adaptation), out = (
+        jax.vmap(one_chain)(args) if batched else jax.lax.map(one_chain, args)
     )
-
-    def one_chain(key, state, da):
-        def body(carry, k):
-            new, da, info = kernel(k, *carry, adapt)
-            out = (new.position, info.acceptance_rate, info.chord_length, new.logdensity)
-            return (new, da), out
-
-        (state, da), out = jax.lax.scan(body, (state, da), jax.random.split(key, block_size))
-        return state, da, out
-
-    return jax.vmap(one_chain)(keys, state, adaptation)
+    return state, adaptation, out
 
 
 def sample_polytope(
@@ -193,14 +214,20 @@ def sample_polytope(
     warm_blocks = -(-num_warmup // block_size)
     n_blocks = warm_blocks + -(-num_draws // block_size)
 
-    chain_keys = jax.random.split(jax.random.key(int(seed)), num_chains)
-    state = jax.vmap(sampler.init_state)(jnp.zeros((num_chains, sampler.poly.dim)))
+    d = sampler.poly.dim
+    b = np.asarray(sampler._b)
+    if sampler.logdensity_fn is None:
+        state = HitAndRunState(
+            np.zeros((num_chains, d)), np.tile(b, (num_chains, 1)), np.zeros(num_chains)
+        )
+    else:
+        state = jax.tree.map(
+            lambda a: np.repeat(np.asarray(a)[None], num_chains, axis=0), sampler.init_state()
+        )
     gaussian = sampler.step_size is not None
     adaptation = None
     if gaussian:
-        one = hit_and_run.init_adaptation(
-            sampler.step_size, dim=sampler.poly.dim, direction=sampler.direction
-        )
+        one = hit_and_run.init_adaptation(sampler.step_size, dim=d, direction=sampler.direction)
         adaptation = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_chains, *a.shape)), one)
     blocks: list[dict[str, np.ndarray]] = []
     directory = None
@@ -223,11 +250,7 @@ def sample_polytope(
         blocks = _read_blocks(directory, n_blocks)
         if blocks:
             last = blocks[-1]
-            state = HitAndRunState(
-                jnp.asarray(last["position"]),
-                jnp.asarray(last["slack"]),
-                jnp.asarray(last["logdensity"]),
-            )
+            state = HitAndRunState(last["position"], last["slack"], last["logdensity"])
             if gaussian:
                 adaptation = DualAveragingState(
                     *(jnp.asarray(last[f"adapt_{f}"]) for f in DualAveragingState._fields)
@@ -236,28 +259,21 @@ def sample_polytope(
     geometry = dict(A=sampler._A, b=sampler._b, offset=sampler._offset, M=sampler._M)
     static = dict(
         direction=sampler.direction,
-        thinning=sampler.thinning,
-        block_size=block_size,
         logdensity_fn=sampler.logdensity_fn,
+        target_acceptance=sampler.target_acceptance if gaussian else None,
+        batched=jax.default_backend() != "cpu",
     )
+    shape = (num_chains, block_size, sampler.thinning)
+    metropolis = sampler.logdensity_fn is not None
     todo = range(len(blocks), n_blocks)
     for i in progress_bar(todo, desc=f"sampling {sampler.poly.id}", disable=not progress):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(chain_keys, i)
-        if gaussian:
-            adapt = sampler.adapt_step_size and i < warm_blocks
-            if sampler.adapt_step_size and i == warm_blocks:
-                adaptation = hit_and_run.freeze(adaptation)
-            state, adaptation, (y, acc, length, logp) = _run_warmup_block(
-                keys,
-                state,
-                adaptation,
-                jnp.asarray(adapt),
-                **geometry,
-                **static,
-                target_acceptance=sampler.target_acceptance,
-            )
-        else:
-            state, (y, acc, length, logp) = _run_block(keys, state, **geometry, **static)
+        draws = _block_draws(seed, i, shape, d, sampler.direction, gaussian, metropolis)
+        if gaussian and sampler.adapt_step_size and i == warm_blocks:
+            adaptation = hit_and_run.freeze(adaptation)
+        adapt = gaussian and sampler.adapt_step_size and i < warm_blocks
+        state, adaptation, (y, acc, length, logp) = _run_block(
+            draws, state, adaptation, np.asarray(adapt), **geometry, **static
+        )
         block = {
             "y": np.asarray(y),
             "acceptance_rate": np.asarray(acc),
@@ -281,7 +297,7 @@ def sample_polytope(
         k: np.concatenate([blk[k] for blk in kept], axis=1)[:, :num_draws]
         for k in ("acceptance_rate", "chord_length", "lp")
     }
-    flux = np.asarray(sampler.to_fluxes(jnp.asarray(y)))
+    flux = np.asarray(sampler._offset) + y @ np.asarray(sampler._M).T
     names = (
         list(reactions)
         if reactions
@@ -363,7 +379,8 @@ def sample_fluxes(
         Adapt the Gaussian steps during warm-up by dual averaging toward this acceptance per
         move (default 0.4); the averaged steps are frozen for the kept draws.
     block_size
-        Draws per compiled block (and per checkpoint file).
+        Draws per compiled block (and per checkpoint file). A block's random numbers are drawn
+        at once: about ``20 * num_chains * block_size * thinning`` bytes.
     progress
         Show a progress bar over blocks.
     checkpoint

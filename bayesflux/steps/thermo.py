@@ -107,6 +107,7 @@ def thermodynamic_sampling_step(
             model,
             num_samples=num_samples,
             num_warmup=num_warmup,
+            num_chains=num_chains,
             bounds=sector,
             seed=seed,
             progress=progress,

@@ -63,3 +63,18 @@ def test_bad_options():
         round_polytope(BOX, "qr")
     with pytest.raises(ConfigError, match="damping"):
         expectation_propagation(BOX, damping=1.0)
+
+
+def test_ep_sweep_marginals_match_the_direct_formula():
+    """The sweep's marginals of t = C z from one Cholesky factor and one triangular solve equal
+    ``diag(C Q^-1 C^T)`` and ``C Q^-1 C^T nu`` computed directly, ``Q = C^T diag(tau) C``."""
+    from bayesflux.sampling.rounding import _ep_sweep
+
+    rng = np.random.default_rng(0)
+    C = rng.normal(size=(12, 5))
+    tau, nu = rng.uniform(0.5, 2.0, 12), rng.normal(size=12)
+    lower, upper = np.full(12, -1.0), np.full(12, 1.0)
+    _, _, m, s2 = _ep_sweep(tau, nu, C, lower, upper, 0.5)
+    Qinv = np.linalg.inv(C.T @ np.diag(tau) @ C)
+    np.testing.assert_allclose(s2, np.diag(C @ Qinv @ C.T), rtol=1e-12)
+    np.testing.assert_allclose(m, C @ Qinv @ C.T @ nu, rtol=1e-10, atol=1e-12)

@@ -168,3 +168,45 @@ def test_flux_posterior_passes_gaussian_steps(make_cube):
     assert abs(x.mean() - 0.4) / se < 4.0
     assert 0.2 < float(tree["sample_stats"]["acceptance_rate"].mean()) < 0.6
     assert "fluxes" in tree["log_likelihood"]
+
+
+def test_block_draws_sweep_every_axis_and_depend_on_seed_and_block_only():
+    """Coordinate axes come in permutations of the d axes (d moves update every axis once), cut
+    to the moves per draw; the numbers of a block are a function of (seed, block) alone."""
+    d = 5
+    axes, lam, log_u = sample_module._block_draws(3, 7, (2, 4, 12), d, "coordinate", False, True)
+    assert axes.shape == (2, 4, 12) and axes.dtype == np.int32
+    for start in (0, 5):  # two full sweeps per draw, then 2 moves of a third
+        np.testing.assert_array_equal(
+            np.sort(axes[..., start : start + d], axis=-1), np.broadcast_to(np.arange(d), (2, 4, d))
+        )
+    assert np.all((lam >= 0) & (lam < 1)) and np.all(log_u <= 0)
+    again = sample_module._block_draws(3, 7, (2, 4, 12), d, "coordinate", False, True)
+    np.testing.assert_array_equal(again[0], axes)
+    other = sample_module._block_draws(3, 8, (2, 4, 12), d, "coordinate", False, True)
+    assert not np.array_equal(other[1], lam)
+    keys, gauss, none = sample_module._block_draws(0, 0, (2, 4, 12), d, "random", True, False)
+    assert keys.shape == (2, 4, 2) and gauss.shape == (2, 4, 12) and none is None
+
+
+def test_one_compilation_serves_warmup_and_kept_blocks(small, caplog):
+    """Warm-up and kept blocks (uniform chord; adapted Gaussian steps) reuse one compiled block:
+    sampling again with other seeds and draws of the same block shape compiles nothing new."""
+    import jax
+    import jax.numpy as jnp
+
+    def logdensity(v):
+        return -0.5 * jnp.sum(v**2)
+
+    def compiles():
+        return sum("Compiling jit(_run_block)" in r.getMessage() for r in caplog.records)
+
+    sample_module._run_block.clear_cache()
+    opts = dict(num_chains=2, num_draws=100, num_warmup=100, block_size=50)
+    with jax.log_compiles(True), caplog.at_level("WARNING"):
+        sample_fluxes(small, seed=1, **opts)
+        assert compiles() == 1
+        sample_fluxes(small, seed=2, **{**opts, "num_draws": 150})
+        assert compiles() == 1
+        sample_fluxes(small, seed=1, logdensity_fn=logdensity, step_size=0.5, **opts)
+        assert compiles() == 2
