@@ -12,7 +12,9 @@ chains alone (for bayesflux a second, already compiled run with the next seed).
 bayesflux and hopsy use coordinate hit-and-run with the same thinning (the polytope dimension
 times ``--thin-factor``), both sweeping the axes in turn (hopsy cyclically, bayesflux in random
 permutations), both started at a Chebyshev centre without warm-up. The max R-hat column shows
-whether the chains have mixed at all.
+whether the chains have mixed at all. A second bayesflux row, "billiard", is the billiard walk
+(``sample_fluxes(kernel="billiard")``: reflective paths of mean length ``--trajectory-length`` in
+EP-rounded coordinates, same number of draws, no warm-up), timed the same way.
 
 hopsy's preprocessing (``hopsy.round``, PolyRound) of iJO1366 did not finish in 20 minutes on a
 2-core machine (hopsy 1.7.0; nor, in a later check, within a 5-minute limit); pass
@@ -43,7 +45,13 @@ import xarray as xr  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 from bayesflux import datasets  # noqa: E402
-from bayesflux.sampling import HitAndRun, polytope, round_polytope, sample_polytope  # noqa: E402
+from bayesflux.sampling import (  # noqa: E402
+    HitAndRun,
+    polytope,
+    round_polytope,
+    sample_fluxes,
+    sample_polytope,
+)
 
 warnings.filterwarnings("ignore", message="Found chain dimension")
 # xarray imports dask at its first DataArray (about 1 s): an import, done here with the others so
@@ -92,6 +100,26 @@ def run_bayesflux(
         "first run (compile + sampling)": t1 - t_round,
     }
     return tree.posterior["flux"].values, t1 - t0, t2 - t1, poly.dim, thinning, parts
+
+
+def run_billiard(network, chains: int, draws: int, trajectory_length: float, seed: int = 0):
+    """Billiard walk: draws of a warm run, total cold time, warm sampling time (as above)."""
+    t0 = time.perf_counter()
+    poly = polytope(network)
+    rnd = round_polytope(poly, "ep")
+    opts = dict(
+        kernel="billiard",
+        rounding=rnd,
+        trajectory_length=trajectory_length,
+        num_chains=chains,
+        num_draws=draws,
+        num_warmup=0,
+        block_size=min(draws, 250),
+    )
+    sample_fluxes(poly, seed=seed, **opts)
+    t1 = time.perf_counter()
+    tree = sample_fluxes(poly, seed=seed + 1, **opts)
+    return tree.posterior["flux"].values, t1 - t0, time.perf_counter() - t1
 
 
 def run_hopsy(network, chains: int, draws: int, thinning: int, seed: int = 0):
@@ -150,7 +178,7 @@ def agreement(ours: np.ndarray, theirs: np.ndarray, name: str) -> None:
     se = np.hypot(np.asarray(az.mcse(a)), np.asarray(az.mcse(b)))
     z = (a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))) / se
     print(
-        f"  means bayesflux vs {name}: {varying.sum()} reactions, max |z| "
+        f"  means {name} {varying.sum()} reactions, max |z| "
         f"{np.nanmax(np.abs(z)):.2f}, |z| > 3 for {np.mean(np.abs(z) > 3):.1%} "
         "(about 0.3% expected if both are right)"
     )
@@ -176,9 +204,9 @@ def report(name: str, draws: np.ndarray, total: float, sampling: float) -> dict:
     return row
 
 
-def ratios(ours: dict, other: dict, name: str) -> None:
+def ratios(ours: dict, other: dict, name: str, mine: str = "bayesflux") -> None:
     print(
-        f"  bayesflux / {name}: min ESS/s x{ours['min_ess_s'] / other['min_ess_s']:.2f}, "
+        f"  {mine} / {name}: min ESS/s x{ours['min_ess_s'] / other['min_ess_s']:.2f}, "
         f"median ESS/s x{ours['median_ess_s'] / other['median_ess_s']:.2f} (total time); "
         f"sampling only: min x{ours['min_ess_s_sampling'] / other['min_ess_s_sampling']:.2f}"
     )
@@ -230,6 +258,7 @@ def main() -> None:
     parser.add_argument(
         "--thin-factor", type=float, default=1.0, help="thinning = factor x dimension"
     )
+    parser.add_argument("--trajectory-length", type=float, default=2.0, help="billiard walk")
     parser.add_argument("--skip-hopsy", action="store_true")
     parser.add_argument("--skip-optgp", action="store_true")
     parser.add_argument("--rounding-study", action="store_true")
@@ -243,19 +272,23 @@ def main() -> None:
         )
         print(f"  polytope dimension {d}; thinning {thinning}")
         print("  bayesflux cold run: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()))
-        ours = report("bayesflux", flux, total, sampling)
+        ours = {"bayesflux": (report("bayesflux", flux, total, sampling), flux)}
+        b_flux, total, sampling = run_billiard(network, args.chains, draws, args.trajectory_length)
+        ours["billiard"] = (report("billiard", b_flux, total, sampling), b_flux)
+        agreement(b_flux, flux, "billiard vs hit-and-run:")
+        peers = []
         if not args.skip_hopsy:
             try:
-                samples, total, sampling = run_hopsy(network, args.chains, draws, thinning)
+                peers.append(("hopsy", *run_hopsy(network, args.chains, draws, thinning)))
             except ImportError:
                 print("  hopsy not installed (pip install hopsy)")
-            else:
-                ratios(ours, report("hopsy", samples, total, sampling), "hopsy")
-                agreement(flux, samples, "hopsy")
         if not args.skip_optgp:
-            samples, total, sampling = run_optgp(network, args.chains * draws)
-            ratios(ours, report("OptGP", samples, total, sampling), "OptGP")
-            agreement(flux, samples, "OptGP")
+            peers.append(("OptGP", *run_optgp(network, args.chains * draws)))
+        for peer, samples, total, sampling in peers:
+            row = report(peer, samples, total, sampling)
+            for name, (mine, draws_) in ours.items():
+                ratios(mine, row, peer, name)
+                agreement(draws_, samples, f"{name} vs {peer}:")
     if args.rounding_study:  # last, so that the models' timings include JAX compilation
         rounding_study()
 

@@ -88,21 +88,28 @@ def _pivot_rounds(pattern: np.ndarray) -> tuple[tuple[int, ...], ...]:
     return tuple(rounds)
 
 
-def _gauss_jordan(A: jax.Array, B: jax.Array, rounds: tuple[tuple[int, ...], ...]) -> jax.Array:
+def _pivot_slices(pattern: np.ndarray) -> tuple[list[int], tuple[tuple[int, int], ...]]:
+    """The order of a block's unknowns that makes each pivot round of :func:`_pivot_rounds` a
+    contiguous range ``[start, stop)`` (a slice, no gather), and those ranges."""
+    rounds = _pivot_rounds(pattern)
+    stops = np.cumsum([len(S) for S in rounds])
+    return [i for S in rounds for i in S], tuple(zip([0, *stops[:-1]], stops, strict=True))
+
+
+def _gauss_jordan(A: jax.Array, B: jax.Array, rounds: tuple[tuple[int, int], ...]) -> jax.Array:
     """``A^{-1} B`` by Gauss-Jordan elimination without pivoting, independent pivots at once.
 
-    With the pivots ``S`` of one round independent, their eliminations commute and add up:
-    ``M <- M - (M[:, S] - I[:, S]) (M[S, :] / M[S, S])``. No pivoting is needed: an EMU block
-    is a nonsingular M-matrix, diagonally dominant by rows (production = consumption + inflow
-    from outside the block), so every leading minor is nonsingular and the growth is at most
-    2 (Wilkinson 1961)."""
+    ``rounds`` are ranges ``[a, b)`` of independent pivots (:func:`_pivot_slices`); their
+    eliminations commute and add up: ``M <- M - (M[:, S] - I[:, S]) (M[S, :] / M[S, S])``.
+    No pivoting is needed: an EMU block is a nonsingular M-matrix, diagonally dominant by rows
+    (production = consumption + inflow from outside the block), so every leading minor is
+    nonsingular and the growth is at most 2 (Wilkinson 1961)."""
     n = A.shape[-1]
     M = jnp.concatenate([A, B], axis=-1)
     eye = np.eye(n)
-    for S in rounds:
-        S = np.array(S)
-        pivots = M[..., S, :] / M[..., S, S][..., None]
-        M = M - (M[..., :, S] - eye[:, S]) @ pivots
+    for a, b in rounds:
+        pivots = M[..., a:b, :] / jnp.diagonal(M[..., a:b, a:b], axis1=-2, axis2=-1)[..., None]
+        M = M - (M[..., :, a:b] - eye[:, a:b]) @ pivots
     return M[..., n:]
 
 
@@ -110,7 +117,8 @@ def _gauss_jordan(A: jax.Array, B: jax.Array, rounds: tuple[tuple[int, ...], ...
 class _Block:
     """A strongly connected block of ``size`` EMUs: row ``t`` of its matrix is the diagonal
     ``d_t`` plus ``weight[t, k] * u[flux[t, k]]`` in column ``column[t, k]`` (``k`` padded with
-    zero weights; ``onehot[t, k, s] = [column[t, k] == s]``), eliminated in ``rounds``."""
+    zero weights; ``onehot[t, k, s] = [column[t, k] == s]``), eliminated in pivot ranges
+    ``rounds``."""
 
     offset: int
     size: int
@@ -118,12 +126,12 @@ class _Block:
     weight: np.ndarray
     column: np.ndarray
     onehot: np.ndarray
-    rounds: tuple[tuple[int, ...], ...]
+    rounds: tuple[tuple[int, int], ...]
 
 
 def _block_matrix(block: _Block, u: jax.Array, d: jax.Array) -> jax.Array:
     coef = block.weight * u[block.flux]
-    return jnp.einsum("tk,tks->ts", coef, block.onehot) + jnp.diag(d)
+    return jnp.sum(coef[..., None] * block.onehot, axis=1) + jnp.diag(d)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -223,7 +231,17 @@ def _plan_level(
     index = {i: k for k, i in enumerate(core)}
     edges = [(index[i], index[find(j)]) for i in core for _, _, j in same[i] if find(j) != i]
     waves = _waves(len(core), edges)
+    neighbours = defaultdict(set)
+    for a, b in edges:
+        neighbours[a].add(b)
+    slices = {}
     for wave in waves:
+        # a block's EMUs in the order of its pivot rounds: each round is a contiguous slice
+        for c, comp in enumerate(wave):
+            if len(comp) > 1:
+                pattern = np.array([[k == r or r in neighbours[k] for r in comp] for k in comp])
+                order, slices[min(comp)] = _pivot_slices(pattern)
+                wave[c] = [comp[i] for i in order]
         for comp in wave:
             for k in comp:
                 row[unknown[core[k]]] = n_rows
@@ -259,13 +277,11 @@ def _plan_level(
                 continue
             b, off = len(comp), pos[comp[0]]
             entries: list[list[tuple[int, float, int]]] = [[] for _ in range(b)]
-            pattern = np.eye(b, dtype=bool)
             for k in comp:
                 for f, w, j in same[core[k]]:
                     r = index[find(j)]
                     if r != k and comp_of[r] == comp_of[k]:
                         entries[pos[k] - off].append((f, -w, pos[r] - off))
-                        pattern[pos[k] - off, pos[r] - off] = True
             e = _padded(entries, (0, 0.0, 0))
             column = e[..., 2].astype(int)
             onehot = (column[..., None] == np.arange(b)) & (e[..., 1:2] != 0)
@@ -277,7 +293,7 @@ def _plan_level(
                     e[..., 1],
                     column,
                     onehot * 1.0,
-                    _pivot_rounds(pattern),
+                    slices[min(comp)],
                 )
             )
         plans.append(

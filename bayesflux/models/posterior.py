@@ -252,8 +252,8 @@ class FluxPosterior:
         * ``"slice"``: hit-and-run slice sampling with the same rounding adaptation
           (:func:`bayesflux.sampling.slice.sample_slice`; ``kernel`` and ``thinning`` used).
 
-        ``checkpoint`` needs ``"metropolis"``. With precise data the posterior fills a small
-        part of the polytope; for ``"metropolis"`` give a Gaussian ``step_size`` (adapted in
+        ``checkpoint`` needs ``"metropolis"`` or ``"hmc"``. With precise data the posterior fills
+        a small part of the polytope; for ``"metropolis"`` give a Gaussian ``step_size`` (adapted in
         warm-up unless ``adapt_step_size=False``) and a ``rounding`` built from the posterior's
         covariance (``bayesflux.sampling.kernel.covariance_rounding`` in the coordinates of
         ``self.polytope``; chains start at its centre). ``"hmc"`` and ``"slice"`` estimate that
@@ -270,8 +270,8 @@ class FluxPosterior:
                 f"unknown sampling method {method!r}; expected 'metropolis', 'hmc' or 'slice'"
             )
         if method != "metropolis":
-            if checkpoint is not None:
-                raise ConfigError(f"checkpoint needs method='metropolis', not {method!r}")
+            if checkpoint is not None and method == "slice":
+                raise ConfigError("checkpoint needs method='metropolis' or 'hmc', not 'slice'")
             target = logdensity if logdensity is not None else (lambda x: jnp.zeros(()))
             common = dict(
                 num_chains=num_chains,
@@ -282,7 +282,7 @@ class FluxPosterior:
                 progress=progress,
             )
             if method == "hmc":
-                raw = sample_hmc(self.polytope, target, **common)
+                raw = sample_hmc(self.polytope, target, checkpoint=checkpoint, **common)
             else:
                 raw = sample_slice(
                     self.polytope, target, direction=kernel, thinning=thinning, **common

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import NamedTuple
 
 import arviz_base
@@ -33,6 +34,7 @@ import xarray as xr
 
 from bayesflux.errors import ConfigError
 from bayesflux.progress import progress_bar
+from bayesflux.sampling.checkpoint import fingerprint, open_checkpoint, read_blocks, write_block
 from bayesflux.sampling.polytope import Polytope
 from bayesflux.sampling.rounding import Rounding, round_polytope
 from bayesflux.sampling.slice import _geometry, _plan, _pooled_rounding
@@ -199,6 +201,47 @@ def _run(
     return jax.vmap(one_chain)(keys, state, da)
 
 
+_TRACE = ("y", "lp", "acceptance_rate", "num_steps", "num_reflections")
+
+
+def _state_arrays(state: HMCState, da: _DualAveraging, trace: list[np.ndarray]) -> dict:
+    """A kept call's draws and the exact chain and step states it ended in (checkpoint)."""
+    arrays = dict(zip(_TRACE, trace, strict=True))
+    arrays.update({f"state_{f}": np.asarray(getattr(state, f)) for f in HMCState._fields})
+    arrays.update({f"da_{f}": np.asarray(getattr(da, f)) for f in _DualAveraging._fields})
+    return arrays
+
+
+def _window_arrays(rnd: Rounding, z: np.ndarray, da: _DualAveraging) -> dict:
+    """The rounding, chain positions and step state after a warm-up window (checkpoint)."""
+    arrays = {f"da_{f}": np.asarray(getattr(da, f)) for f in _DualAveraging._fields}
+    arrays.update(
+        z=z,
+        center=rnd.center,
+        L=rnd.L,
+        mean=rnd.mean,
+        cov=rnd.cov,
+        log_volume=np.float64(rnd.log_volume),
+        method=np.str_(rnd.method),
+        iterations=np.int64(rnd.iterations),
+        converged=np.bool_(rnd.converged),
+    )
+    return arrays
+
+
+def _rounding_from(arrays: dict) -> Rounding:
+    return Rounding(
+        arrays["center"],
+        arrays["L"],
+        arrays["mean"],
+        arrays["cov"],
+        float(arrays["log_volume"]),
+        str(arrays["method"]),
+        int(arrays["iterations"]),
+        bool(arrays["converged"]),
+    )
+
+
 def sample_hmc(
     poly: Polytope,
     logdensity_fn: Callable[[jax.Array], jax.Array],
@@ -217,6 +260,7 @@ def sample_hmc(
     block_size: int = 250,
     progress: bool = False,
     reactions: Sequence[str] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> xr.DataTree:
     """Reflective HMC of ``p(v)`` on a polytope; fluxes as an ArviZ DataTree.
 
@@ -242,6 +286,10 @@ def sample_hmc(
         Start of every chain in reduced coordinates (default: the rounding centre).
     seed
         Seed of all random numbers; equal seeds give identical draws.
+    checkpoint
+        Folder (:mod:`bayesflux.sampling.checkpoint`): the state after each warm-up window and
+        each compiled call of kept draws is written there, and a rerun with the same arguments
+        resumes after the last one, with the draws an uninterrupted run gives.
 
     Returns
     -------
@@ -279,8 +327,33 @@ def sample_hmc(
         n_draws=chunk,
     )
     da = _da_init(jnp.full(num_chains, float(step_size)))  # used as is when num_warmup = 0
-    call, kept = 0, {}
-    for phase, n_calls in progress_bar(plan, desc=f"HMC {poly.id}", disable=not progress):
+    directory, windows_done, blocks = None, [], []
+    if checkpoint is not None:
+        directory = Path(checkpoint)
+        settings = dict(
+            sampler="reflective HMC",
+            num_chains=int(num_chains),
+            num_draws=int(num_draws),
+            num_warmup=int(num_warmup),
+            rounding_windows=int(rounding_windows),
+            trajectory_length=float(trajectory_length),
+            step_size=float(step_size),
+            target_acceptance=float(target_acceptance),
+            max_steps=int(max_steps),
+            seed=int(seed),
+            block_size=int(block_size),
+        )
+        stamp = fingerprint((poly.A, poly.b, rnd.L, rnd.center, z[0]), **settings)
+        open_checkpoint(directory, stamp)
+        windows_done = read_blocks(directory, len(plan) - 1, prefix="window")
+        if windows_done:
+            last = windows_done[-1]
+            rnd, z = _rounding_from(last), last["z"]
+            da = _DualAveraging(*(jnp.asarray(last[f"da_{f}"]) for f in _DualAveraging._fields))
+        blocks = read_blocks(directory, plan[-1][1]) if len(windows_done) == len(plan) - 1 else []
+    call, kept = sum(n for _, n in plan[: len(windows_done)]), {}
+    phases = list(enumerate(plan))[len(windows_done) :]
+    for p, (phase, n_calls) in progress_bar(phases, desc=f"HMC {poly.id}", disable=not progress):
         geom = _geometry(poly, rnd)
         y = np.linalg.solve(rnd.L, (z - rnd.center).T).T
         state = _init_states(jnp.asarray(y), geom["offset"], geom["M"], logdensity_fn)
@@ -290,19 +363,28 @@ def sample_hmc(
             da = _da_init(jnp.full(num_chains, float(step_size)))
         else:
             da = da._replace(log_step=da.log_step_avg)
-        out = []
-        for _ in range(n_calls):
+        out = [[blk[k] for k in _TRACE] for blk in blocks] if not adapt else []
+        if out:  # resume after the last kept call on disk, from its exact chain states
+            last = blocks[-1]
+            state = HMCState(*(jnp.asarray(last[f"state_{f}"]) for f in HMCState._fields))
+            da = _DualAveraging(*(jnp.asarray(last[f"da_{f}"]) for f in _DualAveraging._fields))
+            call += len(out)
+        for _ in range(n_calls - len(out)):
             keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(chain_keys, call)
             call += 1
             (state, da), trace = _run(
                 keys, state, da, float(trajectory_length), jnp.asarray(adapt), **geom, **static
             )
             out.append([np.asarray(a) for a in trace])
+            if directory is not None and not adapt:
+                write_block(directory, len(out) - 1, _state_arrays(state, da, out[-1]))
         trace = [np.concatenate(parts, axis=1) for parts in zip(*out)]
         zs = rnd.to_reduced(trace[0])
         z = zs[:, -1]
         if adapt:
             rnd = _pooled_rounding(poly, zs[:, zs.shape[1] // 2 :], rnd)
+            if directory is not None:
+                write_block(directory, p, _window_arrays(rnd, z, da), prefix="window")
         else:
             names = ("z", "lp", "acceptance_rate", "num_steps", "num_reflections")
             kept = {k: a[:, :num_draws] for k, a in zip(names, [zs, *trace[1:]])}

@@ -13,11 +13,11 @@ Every data table is optional; with none the posterior is the uniform prior on th
     sampler = "hmc"                              # or "metropolis" (hit-and-run), "slice"
     num_chains = 4
     num_draws = 1000
-    checkpoint = "results/posterior_ckpt"        # resume an interrupted run (metropolis only)
+    checkpoint = "results/posterior_ckpt"        # resume an interrupted run (hmc, metropolis)
 
 ``sampler = "hmc"`` (default): Hamiltonian Monte Carlo reflecting off the polytope's facets with
 adapted steps and rounding (:mod:`bayesflux.sampling.reflective_hmc`); hit-and-run Metropolis
-(``"metropolis"``; ``kernel``, ``thinning``, ``block_size``, ``checkpoint`` are its options) does
+(``"metropolis"``; ``kernel``, ``thinning``, ``block_size`` are its options) does
 not converge on the bundled example's expression likelihood (benchmarks/bench_joint.py). With
 ``thermo`` the feasible-chord sampler of the second law runs instead.
 """

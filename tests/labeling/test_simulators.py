@@ -105,7 +105,7 @@ def test_vmap_over_flux_vectors(toy, sims, toy_experiments):
 
 def test_gauss_jordan_rounds_on_a_sparse_m_matrix():
     """Independent-pivot rounds solve a sparse row-dominant M-matrix like LAPACK does."""
-    from bayesflux.labeling.emu import _gauss_jordan, _pivot_rounds
+    from bayesflux.labeling.emu import _gauss_jordan, _pivot_slices
 
     rng = np.random.default_rng(7)
     n = 30
@@ -116,8 +116,11 @@ def test_gauss_jordan_rounds_on_a_sparse_m_matrix():
     inflow[0] = 0.5
     A = np.diag(off.sum(axis=1) + inflow) - off
     B = rng.uniform(size=(n, 3))
-    rounds = _pivot_rounds(A != 0)
-    assert sorted(i for r in rounds for i in r) == list(range(n))
+    order, rounds = _pivot_slices(A != 0)
+    assert sorted(order) == list(range(n))
+    assert [a for a, _ in rounds[1:]] == [b for _, b in rounds[:-1]] and rounds[-1][1] == n
     assert len(rounds) <= 2 * n // 3  # fewer fused updates than pivots
-    X = _gauss_jordan(jnp.asarray(A), jnp.asarray(B), rounds)
-    np.testing.assert_allclose(X, np.linalg.solve(A, B), rtol=1e-11, atol=1e-13)
+    first = order[: rounds[0][1]]  # independent pivots: no entry between them
+    assert np.count_nonzero(A[np.ix_(first, first)]) == len(first)
+    X = _gauss_jordan(jnp.asarray(A[np.ix_(order, order)]), jnp.asarray(B[order]), rounds)
+    np.testing.assert_allclose(X, np.linalg.solve(A, B)[order], rtol=1e-11, atol=1e-13)

@@ -208,3 +208,22 @@ def test_sampler_options_are_checked(split, tmp_path):
         sample_hmc(post.polytope, post.log_density, trajectory_length=0.0)
     with pytest.raises(ConfigError, match="outside the interior"):
         sample_slice(post.polytope, post.log_density, init_position=np.full(post.polytope.dim, 1e6))
+
+
+def test_hmc_resumes_from_its_checkpoint(tmp_path):
+    """A run cut after a warm-up window, or after some kept calls, resumes from the files on
+    disk and gives the draws of the uninterrupted run bit for bit; other settings are refused."""
+    opts = dict(num_chains=2, num_draws=400, num_warmup=300, block_size=100, seed=5)
+    whole = sample_hmc(_triangle(), _log_p, **opts)["posterior"]["flux"].values
+    ck = tmp_path / "ck"
+    first = sample_hmc(_triangle(), _log_p, checkpoint=ck, **opts)["posterior"]["flux"].values
+    np.testing.assert_array_equal(first, whole)
+    assert len(list(ck.glob("window_*.npz"))) == 3 and len(list(ck.glob("block_*.npz"))) == 4
+    for cut in (["block_000002.npz", "block_000003.npz"], ["window_000002.npz", "block_*.npz"]):
+        for pattern in cut:
+            for path in ck.glob(pattern):
+                path.unlink()
+        again = sample_hmc(_triangle(), _log_p, checkpoint=ck, **opts)["posterior"]["flux"]
+        np.testing.assert_array_equal(again.values, whole)
+    with pytest.raises(ConfigError, match="different run"):
+        sample_hmc(_triangle(), _log_p, checkpoint=ck, **{**opts, "seed": 6})

@@ -55,7 +55,15 @@ def test_posterior_step_bad_options(tmp_path):
         run_config(config, echo=lambda _: None)
 
 
-def test_killed_run_resumes_from_its_checkpoint(tmp_path):
+@pytest.mark.parametrize(
+    ("sampler", "options", "n_blocks"),
+    [
+        ("metropolis", "num_draws = 4000\nnum_warmup = 0\nthinning = 400\nblock_size = 100\n", 40),
+        # HMC: 3 warm-up windows of 100 draws, then 10000 kept draws in 100 calls of 100
+        ("hmc", "num_draws = 10000\nnum_warmup = 300\n", 100),
+    ],
+)
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, sampler, options, n_blocks):
     """``bayesflux run`` killed (SIGKILL) after a few checkpoint blocks: the rerun keeps the blocks
     on disk (not recomputed: same bytes) and its draws equal those of an uninterrupted run."""
     import os
@@ -72,9 +80,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
         path.write_text(
             f'[model]\nsource = "small"\n[output]\npath = "{name}.nc"\n[[step]]\n'
             'kind = "posterior"\nfluxes = { R1 = [2.0, 0.5] }\nnum_chains = 2\n'
-            "num_draws = 4000\nnum_warmup = 0\nthinning = 400\nblock_size = 100\nseed = 3\n"
-            'sampler = "metropolis"\n'
-            f"progress = false\n{ck}"
+            f'{options}seed = 3\nsampler = "{sampler}"\nprogress = false\n{ck}'
         )
         return path
 
@@ -89,7 +95,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     kept = sorted(ck.glob("block_*.npz"))
-    assert proc.returncode == -signal.SIGKILL and 3 <= len(kept) < 40, len(kept)
+    assert proc.returncode == -signal.SIGKILL and 3 <= len(kept) < n_blocks, len(kept)
     before = {p.name: p.read_bytes() for p in kept}
     assert not (tmp_path / "killed.nc").exists()
     done = subprocess.run([*cmd, str(config("killed", str(ck)))], cwd=tmp_path, timeout=300)

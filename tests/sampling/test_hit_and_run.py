@@ -43,7 +43,7 @@ def _mcse_z(tree, names, truth):
     return np.abs(mean - truth) / mcse
 
 
-@pytest.mark.parametrize("kernel", ["coordinate", "random"])
+@pytest.mark.parametrize("kernel", ["coordinate", "random", "billiard"])
 def test_uniform_on_a_hypercube(make_cube, kernel):
     tree = sample_fluxes(make_cube(3), num_chains=300, num_draws=60, kernel=kernel, seed=11)
     names = ["IN0", "IN1", "IN2"]
@@ -55,9 +55,10 @@ def test_uniform_on_a_hypercube(make_cube, kernel):
     np.testing.assert_allclose(var, 1 / 12, rtol=0.05)
 
 
-def test_uniform_on_a_simplex(make_simplex):
+@pytest.mark.parametrize("kernel", ["coordinate", "billiard"])
+def test_uniform_on_a_simplex(make_simplex, kernel):
     # R_i >= 0, sum R_i = 1 (4 reactions): each R_i ~ Beta(1, 3)
-    tree = sample_fluxes(make_simplex(4), num_chains=400, num_draws=40, seed=5)
+    tree = sample_fluxes(make_simplex(4), num_chains=400, num_draws=40, kernel=kernel, seed=5)
     names = ["R0", "R1", "R2", "R3"]
     for k, x in enumerate(_last_draws(tree, names).T):
         assert scipy.stats.kstest(x, scipy.stats.beta(1, 3).cdf).pvalue > KS_LEVEL, names[k]
@@ -66,10 +67,11 @@ def test_uniform_on_a_simplex(make_simplex):
     np.testing.assert_allclose(flux[..., :1], 1.0, atol=1e-12)  # IN stays fixed
 
 
-def test_uniform_on_a_diamond():
+@pytest.mark.parametrize("kernel", ["random", "billiard"])
+def test_uniform_on_a_diamond(kernel):
     # |x| + |y| <= 1: each marginal has the triangular density 1 - |x| on [-1, 1]
     diamond = Polytope.from_halfspaces([[1, 1], [1, -1], [-1, 1], [-1, -1]], np.ones(4))
-    tree = sample_fluxes(diamond, num_chains=400, num_draws=40, kernel="random", seed=3)
+    tree = sample_fluxes(diamond, num_chains=400, num_draws=40, kernel=kernel, seed=3)
     triangular = scipy.stats.triang(c=0.5, loc=-1.0, scale=2.0)
     for x in _last_draws(tree, ["x0", "x1"]).T:
         assert scipy.stats.kstest(x, triangular.cdf).pvalue > KS_LEVEL
@@ -116,8 +118,9 @@ def test_pure_kernel_jits_and_vmaps():
         build_kernel(A, b, thinning=0)
 
 
-def test_draws_satisfy_steady_state_and_bounds(textbook):
-    tree = sample_fluxes(textbook, num_chains=4, num_draws=100, seed=2)
+@pytest.mark.parametrize("kernel", ["coordinate", "billiard"])
+def test_draws_satisfy_steady_state_and_bounds(textbook, kernel):
+    tree = sample_fluxes(textbook, num_chains=4, num_draws=100, kernel=kernel, seed=2)
     v = tree.posterior["flux"].values.reshape(-1, textbook.n_reactions)
     assert np.abs(v @ textbook.S.toarray().T).max() < 1e-9
     assert np.all(v >= textbook.lb - 1e-9) and np.all(v <= textbook.ub + 1e-9)

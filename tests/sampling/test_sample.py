@@ -42,7 +42,7 @@ def test_checkpoint_resumes_without_losing_draws(small, tmp_path, monkeypatch):
 
     # "interrupt" after 3 written blocks (1 warm-up + 2 kept): the next write raises
     written = []
-    real_write = sample_module._write_block
+    real_write = sample_module.write_block
 
     def write_then_die(directory, index, arrays):
         if len(written) == 3:
@@ -50,7 +50,7 @@ def test_checkpoint_resumes_without_losing_draws(small, tmp_path, monkeypatch):
         real_write(directory, index, arrays)
         written.append(index)
 
-    monkeypatch.setattr(sample_module, "_write_block", write_then_die)
+    monkeypatch.setattr(sample_module, "write_block", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         sample_fluxes(small, checkpoint=tmp_path / "ck", **opts)
     assert sorted(p.name for p in (tmp_path / "ck").glob("block_*.npz")) == [
@@ -58,7 +58,7 @@ def test_checkpoint_resumes_without_losing_draws(small, tmp_path, monkeypatch):
         "block_000001.npz",
         "block_000002.npz",
     ]
-    monkeypatch.setattr(sample_module, "_write_block", real_write)
+    monkeypatch.setattr(sample_module, "write_block", real_write)
 
     resumed = sample_fluxes(small, checkpoint=tmp_path / "ck", **opts).posterior["flux"].values
     np.testing.assert_array_equal(resumed, full)
@@ -77,6 +77,20 @@ def test_checkpoint_resumes_without_losing_draws(small, tmp_path, monkeypatch):
         sample_fluxes(small, checkpoint=tmp_path / "ck", **{**opts, "seed": 5})
 
 
+def test_billiard_options(small, tmp_path):
+    """The billiard walk: uniform target only, positive path length; checkpointed like HMC."""
+    with pytest.raises(ConfigError, match="uniform distribution"):
+        sample_fluxes(small, kernel="billiard", step_size=0.5)
+    with pytest.raises(ConfigError, match="trajectory_length"):
+        sample_fluxes(small, kernel="billiard", trajectory_length=0.0)
+    opts = dict(kernel="billiard", num_chains=2, num_draws=200, num_warmup=20, seed=3)
+    tree = sample_fluxes(small, checkpoint=tmp_path / "ck", **opts)
+    assert tree.attrs["method"] == "billiard walk" and tree["posterior"].sizes["draw"] == 200
+    np.testing.assert_array_equal(
+        sample_fluxes(small, **opts)["posterior"]["flux"].values, tree["posterior"]["flux"].values
+    )
+
+
 def test_bad_options(small):
     with pytest.raises(ConfigError, match="kernel"):
         sample_fluxes(small, kernel="gibbs")
@@ -84,19 +98,24 @@ def test_bad_options(small):
         sample_fluxes(small, num_chains=0)
 
 
-def test_textbook_means_agree_with_cobra_optgp(textbook_cobra, textbook):
+@pytest.fixture(scope="module")
+def optgp_textbook(textbook_cobra, textbook):
+    from cobra.sampling import sample
+
+    ref = sample(textbook_cobra.copy(), 400, method="optgp", thinning=50, processes=1, seed=42)
+    return ref[list(textbook.reactions)].to_numpy()
+
+
+@pytest.mark.parametrize("kernel", ["coordinate", "billiard"])
+def test_textbook_means_agree_with_cobra_optgp(optgp_textbook, textbook, kernel):
     """E. coli core: our means and OptGP's agree within their joint Monte Carlo error.
 
     z = |m_ours - m_optgp| / sqrt(mcse_ours^2 + mcse_optgp^2) with MCSEs from arviz (OptGP's draws
     as one chain). Under agreement z is about normal; z < 4.5 for all 95 reactions fails with
-    probability about 6e-4 (Bonferroni). The seeds are fixed.
+    probability about 6e-4 (Bonferroni) per kernel. The seeds are fixed.
     """
-    from cobra.sampling import sample
-
-    model = textbook_cobra.copy()
-    ref = sample(model, 400, method="optgp", thinning=50, processes=1, seed=42)
-    ref = ref[list(textbook.reactions)].to_numpy()
-    tree = sample_fluxes(textbook, num_chains=4, num_draws=500, seed=8)
+    ref = optgp_textbook
+    tree = sample_fluxes(textbook, num_chains=4, num_draws=500, kernel=kernel, seed=8)
     ours = tree.posterior["flux"].values
     m_ours = ours.mean(axis=(0, 1))
     se_ours = az.mcse(ours, method="mean")
@@ -129,7 +148,7 @@ def test_checkpoint_keeps_the_adapted_steps(small, tmp_path, monkeypatch):
     )
     full = sample_fluxes(small, **opts)
     assert full.attrs["step_size_min"] != full.attrs["step_size_max"]  # adapted per axis
-    real_write = sample_module._write_block
+    real_write = sample_module.write_block
     for stop in (1, 3):  # inside warm-up (block 1 of 2), and after it
         written = []
 
@@ -139,11 +158,11 @@ def test_checkpoint_keeps_the_adapted_steps(small, tmp_path, monkeypatch):
             real_write(directory, index, arrays)
             written.append(index)
 
-        monkeypatch.setattr(sample_module, "_write_block", write_then_die)
+        monkeypatch.setattr(sample_module, "write_block", write_then_die)
         folder = tmp_path / f"ck{stop}"
         with pytest.raises(KeyboardInterrupt):
             sample_fluxes(small, checkpoint=folder, **opts)
-        monkeypatch.setattr(sample_module, "_write_block", real_write)
+        monkeypatch.setattr(sample_module, "write_block", real_write)
         resumed = sample_fluxes(small, checkpoint=folder, **opts)
         np.testing.assert_array_equal(
             resumed.posterior["flux"].values, full.posterior["flux"].values

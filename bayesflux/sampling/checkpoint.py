@@ -1,0 +1,72 @@
+"""Checkpoint folders of long sampling runs: one atomically written ``.npz`` file per finished
+block of draws, and a fingerprint of the run that wrote them.
+
+A run writes ``meta.json`` (its fingerprint) and then ``{prefix}_NNNNNN.npz`` files in order;
+a rerun with the same fingerprint reads the consecutive files from the start and goes on after
+the last, a rerun with another fingerprint is refused (its blocks would not belong to it).
+Files are written to a temporary name and renamed, so a killed run leaves whole files only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bayesflux.errors import ConfigError
+
+__all__ = ["fingerprint", "open_checkpoint", "read_blocks", "write_block"]
+
+
+def fingerprint(arrays: tuple[np.ndarray, ...], **settings) -> str:
+    """SHA-256 of ``arrays`` (rounded to 12 decimals) and the JSON of ``settings``."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(np.round(np.asarray(a, float), 12)).tobytes())
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def open_checkpoint(directory: Path, stamp: str) -> None:
+    """Create ``directory`` for the run ``stamp``, or check that it holds that run's blocks."""
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = directory / "meta.json"
+    if meta.is_file():
+        if json.loads(meta.read_text()).get("fingerprint") != stamp:
+            raise ConfigError(
+                f"checkpoint {directory} was written by a different run (other polytope, "
+                "seed, chains, sampler settings or block size); use a new checkpoint folder"
+            )
+    else:
+        meta.write_text(json.dumps({"fingerprint": stamp}))
+
+
+def write_block(
+    directory: Path, index: int, arrays: dict[str, np.ndarray], prefix: str = "block"
+) -> None:
+    """Write ``{prefix}_{index:06d}.npz`` atomically (temporary file, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".npz", dir=directory)
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, directory / f"{prefix}_{index:06d}.npz")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_blocks(directory: Path, n_blocks: int, prefix: str = "block") -> list[dict]:
+    """The consecutive blocks ``0, 1, ...`` (at most ``n_blocks``) already on disk."""
+    blocks = []
+    for i in range(n_blocks):
+        path = directory / f"{prefix}_{i:06d}.npz"
+        if not path.is_file():
+            break
+        with np.load(path) as data:
+            blocks.append({k: data[k] for k in data.files})
+    return blocks
