@@ -10,29 +10,36 @@ fluxes and exchange equalities are kept by making only the *free* exchange fluxe
 (``xch_max = 999``, influx_si's ``0.999`` on its ``[0, 1)`` exchange scale).
 
 Steps: weighted least-squares MFA fit (:func:`bayesflux.labeling.fit`) for a start and the
-linearised covariance; the rounding is the Gaussian ``N(x_fit, (C_EP^-1 + Tᵀ JᵀJ T)^-1)`` in the
-posterior's reduced coordinates (EP's Gaussian of the uniform prior on the polytope, times the
-Fisher information of the fit, ``T`` mapping reduced coordinates to the fit's parameters); then
-coordinate hit-and-run Metropolis with Gaussian steps along the chord, adapted by dual averaging in
-warm-up and frozen afterwards, 4 vectorised chains. The fit's Gaussian misses the posterior where
-it is far from Gaussian (weakly identified exchange fluxes spread over ``[0, 999]``); with
-``--pilot N`` a pilot run (warm-up, then N frozen-step draws per chain) gives the covariance of
-the final rounding instead, centred at the pilot mean, and the final run adapts its steps again.
-(Measured: a pilot of 500 + 500 draws gave a worse rounding than the fit, adapted steps spanning
-0.003-15 instead of 0.08-4.4, so it is off by default.) Compilation, pilot and warm-up all count
+linearised covariance; the initial rounding is the Gaussian ``N(x_fit, (C_EP^-1 + Tᵀ JᵀJ T)^-1)``
+in the posterior's reduced coordinates (EP's Gaussian of the uniform prior on the polytope, times
+the Fisher information of the fit, ``T`` mapping reduced coordinates to the fit's parameters).
+Then (default ``--method hmc``) reflective HMC (:func:`bayesflux.sampling.sample_hmc`), 4
+vectorised chains, 1000 warm-up draws in 3 windows that adapt the leapfrog step and re-round from
+each window's draws, mean integration time ``--trajectory-length``; or (``--method metropolis``)
+coordinate hit-and-run Metropolis with Gaussian steps along the chord adapted by dual averaging
+(``--pilot N``: a pilot run's covariance for the rounding instead). Compilation and warm-up count
 in the reported time; the MFA fit is timed separately.
 
-Reported: wall time (compilation and sampling separately), acceptance, max R-hat and min bulk /
-tail ESS over net fluxes (arviz_stats, rank-normalised split R-hat), ESS per second, and the ratio
-to BayFlux's published 15 h 36 min = 56 160 s (its notebook output).
+Reported: wall time, acceptance, max R-hat and min bulk / tail ESS over net fluxes (arviz_stats,
+rank-normalised split R-hat), ESS per second, and the ratio to BayFlux's published 15 h 36 min =
+56 160 s (its notebook output).
 
 Run: ``python benchmarks/bench_posterior.py`` (``--draws 8000`` for a quick estimate).
 
-Measured (2 shared CPU cores, other jobs running, ``--warmup 1500 --thinning 4``): 100 000 draws
-in 398 s (compile 81 s, sampling 312 s; MFA fit about 80-100 s on top), acceptance 0.44, i.e.
-141x faster than BayFlux's 56 160 s; but max R-hat 1.33 and min bulk / tail ESS 10 / 22 over net
-fluxes: the time goal is met, the mixing goal is not (one rounded axis keeps a step of 0.08).
-``--kernel random`` mixes about 5x better per draw (20 000 draws: R-hat 1.31, min ESS 11).
+Measured (2 CPU cores shared with two other benchmark / test runs; 100 000 kept draws, 4 x 25 000):
+
+==========================  ======  ==========  ===========  ==========  =========
+sampler                      time s  max R-hat   min bulk ESS ESS / s     vs BayFlux
+==========================  ======  ==========  ===========  ==========  =========
+HMC, trajectory 0.5          537.5   1.0015      6109         11.4        104x
+HMC, trajectory 1.5          1526.9  1.0002      19355        12.7        37x
+hit-and-run Metropolis       398     1.33        10           0.03        141x
+==========================  ======  ==========  ===========  ==========  =========
+
+(MFA fit 24-45 s on top.) Hit-and-run Metropolis produces its 100 000 draws fastest but does not
+converge (one rounded axis keeps a step of 0.08; ``--kernel random`` mixes about 5x better per
+draw, still R-hat 1.31 at 20 000 draws); HMC converges, and with the default trajectory 0.5 meets
+the goal of 100 000 draws in under 10 minutes; ESS per second hardly depends on the trajectory.
 """
 
 from __future__ import annotations
@@ -199,7 +206,7 @@ def main() -> None:
         "--method", choices=("hmc", "metropolis"), default="hmc", help="sampler (module docstring)"
     )
     ap.add_argument(
-        "--trajectory-length", type=float, default=1.5, help="HMC mean integration time"
+        "--trajectory-length", type=float, default=0.5, help="HMC mean integration time"
     )
     args = ap.parse_args()
     per_chain = -(-args.draws // args.chains)

@@ -26,7 +26,6 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-import arviz_base
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,7 +36,7 @@ from bayesflux.progress import progress_bar
 from bayesflux.sampling.checkpoint import fingerprint, open_checkpoint, read_blocks, write_block
 from bayesflux.sampling.polytope import Polytope
 from bayesflux.sampling.rounding import Rounding, round_polytope
-from bayesflux.sampling.slice import _geometry, _plan, _pooled_rounding
+from bayesflux.sampling.slice import _flux_tree, _geometry, _plan, _pooled_rounding
 
 __all__ = ["HMCInfo", "HMCState", "build_kernel", "init", "reflect", "sample_hmc"]
 
@@ -388,22 +387,7 @@ def sample_hmc(
         else:
             names = ("z", "lp", "acceptance_rate", "num_steps", "num_reflections")
             kept = {k: a[:, :num_draws] for k, a in zip(names, [zs, *trace[1:]])}
-    flux = poly.to_fluxes(kept["z"])
-    names = (
-        list(reactions)
-        if reactions
-        else (list(poly.reactions) or [f"x{k}" for k in range(flux.shape[-1])])
-    )
-    tree = arviz_base.from_dict(
-        {
-            "posterior": {"flux": flux},
-            "sample_stats": {
-                k: kept[k] for k in ("acceptance_rate", "num_steps", "num_reflections", "lp")
-            },
-        },
-        dims={"flux": ["reaction"]},
-        coords={"reaction": names},
-    )
+    stats = {k: kept[k] for k in ("acceptance_rate", "num_steps", "num_reflections", "lp")}
     frozen = np.exp(np.asarray(da.log_step_avg))
     attrs = {
         "method": "reflective HMC",
@@ -417,6 +401,4 @@ def sample_hmc(
         "step_size_max": float(frozen.max()),
         "seed": int(seed),
     }
-    tree.attrs.update(attrs)
-    tree["posterior"].attrs.update(attrs)
-    return tree
+    return _flux_tree(poly, kept["z"], stats, reactions, attrs)

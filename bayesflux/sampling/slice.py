@@ -181,6 +181,26 @@ def _geometry(poly: Polytope, rounding: Rounding) -> dict[str, jax.Array]:
     )
 
 
+def _flux_tree(
+    poly: Polytope, z: np.ndarray, stats: dict, reactions: Sequence[str] | None, attrs: dict
+) -> xr.DataTree:
+    """Draws ``z (chain, draw, d)`` as fluxes over ``reaction`` with ``sample_stats`` and attrs."""
+    flux = poly.to_fluxes(z)
+    names = (
+        list(reactions)
+        if reactions
+        else (list(poly.reactions) or [f"x{k}" for k in range(flux.shape[-1])])
+    )
+    tree = arviz_base.from_dict(
+        {"posterior": {"flux": flux}, "sample_stats": stats},
+        dims={"flux": ["reaction"]},
+        coords={"reaction": names},
+    )
+    tree.attrs.update(attrs)
+    tree["posterior"].attrs.update(attrs)
+    return tree
+
+
 def _plan(
     num_warmup: int, windows: int, num_draws: int, block_size: int
 ) -> tuple[list[tuple[str, int]], int]:
@@ -302,24 +322,7 @@ def sample_slice(
         else:
             names = ("z", "n_evals", "chord_length", "lp")
             kept = {k: a[:, :num_draws] for k, a in zip(names, [zs, *trace[1:]])}
-    flux = poly.to_fluxes(kept["z"])
-    names = (
-        list(reactions)
-        if reactions
-        else (list(poly.reactions) or [f"x{k}" for k in range(flux.shape[-1])])
-    )
-    tree = arviz_base.from_dict(
-        {
-            "posterior": {"flux": flux},
-            "sample_stats": {
-                "n_evals": kept["n_evals"],
-                "chord_length": kept["chord_length"],
-                "lp": kept["lp"],
-            },
-        },
-        dims={"flux": ["reaction"]},
-        coords={"reaction": names},
-    )
+    stats = {k: kept[k] for k in ("n_evals", "chord_length", "lp")}
     attrs = {
         "method": "hit-and-run slice sampling",
         "network": poly.id,
@@ -332,6 +335,4 @@ def sample_slice(
         "seed": int(seed),
         "mean_evals_per_move": float(np.mean(kept["n_evals"])),
     }
-    tree.attrs.update(attrs)
-    tree["posterior"].attrs.update(attrs)
-    return tree
+    return _flux_tree(poly, kept["z"], stats, reactions, attrs)

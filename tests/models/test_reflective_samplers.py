@@ -200,8 +200,8 @@ def test_laplace_marginal_with_ratios_outside_the_scale_bounds(split):
 def test_sampler_options_are_checked(split, tmp_path):
     net, fluxes, _ = split
     post = FluxPosterior(net, [fluxes])
-    with pytest.raises(ConfigError, match="checkpoint needs method='metropolis'"):
-        post.sample(method="hmc", checkpoint=tmp_path / "ck")
+    with pytest.raises(ConfigError, match="checkpoint needs method='metropolis' or 'hmc'"):
+        post.sample(method="slice", checkpoint=tmp_path / "ck")
     with pytest.raises(ConfigError, match="unknown sampling method 'nuts'"):
         post.sample(method="nuts")
     with pytest.raises(ConfigError, match="trajectory_length"):
