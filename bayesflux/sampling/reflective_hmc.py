@@ -35,8 +35,8 @@ from bayesflux.errors import ConfigError
 from bayesflux.progress import progress_bar
 from bayesflux.sampling.checkpoint import fingerprint, open_checkpoint, read_blocks, write_block
 from bayesflux.sampling.polytope import Polytope
-from bayesflux.sampling.rounding import Rounding, round_polytope
-from bayesflux.sampling.slice import _flux_tree, _geometry, _plan, _pooled_rounding
+from bayesflux.sampling.rounding import Rounding
+from bayesflux.sampling.slice import _flux_tree, _geometry, _pooled_rounding, _start
 
 __all__ = ["HMCInfo", "HMCState", "build_kernel", "init", "reflect", "sample_hmc"]
 
@@ -296,29 +296,16 @@ def sample_hmc(
         ``posterior/flux`` (chain, draw, reaction) and ``sample_stats`` (``acceptance_rate``,
         ``num_steps``, ``num_reflections``, ``lp``); attrs with the settings and frozen steps.
     """
-    for name, value in (("num_chains", num_chains), ("num_draws", num_draws)):
-        if int(value) < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value}")
     num_warmup = max(int(num_draws) // 2, 200) if num_warmup is None else int(num_warmup)
-    if num_warmup < 0 or int(rounding_windows) < 0 or int(block_size) < 1:
-        raise ConfigError(
-            f"num_warmup and rounding_windows must be >= 0 and block_size >= 1, got "
-            f"{num_warmup}, {rounding_windows}, {block_size}"
-        )
     if not (trajectory_length > 0 and step_size > 0 and 0 < target_acceptance < 1):
         raise ConfigError(
             "trajectory_length and step_size must be > 0 and target_acceptance in (0, 1), got "
             f"{trajectory_length}, {step_size}, {target_acceptance}"
         )
-    rnd = rounding if isinstance(rounding, Rounding) else round_polytope(poly, rounding)
-    z = np.tile(
-        np.asarray(rnd.center if init_position is None else init_position, float),
-        (num_chains, 1),
-    )
-    if not np.all(poly.A @ z[0] < poly.b):
-        raise ConfigError(f"init_position lies outside the interior of the polytope {poly.id!r}")
-    chain_keys = jax.random.split(jax.random.key(int(seed)), num_chains)
-    plan, chunk = _plan(num_warmup, int(rounding_windows), int(num_draws), int(block_size))
+    rnd, z, chain_keys, plan, chunk = _start(
+        poly, num_chains, num_draws, num_warmup, rounding_windows, block_size, rounding,
+        init_position, seed,
+    )  # fmt: skip
     static = dict(
         logdensity_fn=logdensity_fn,
         max_steps=int(max_steps),

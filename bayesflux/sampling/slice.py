@@ -181,6 +181,39 @@ def _geometry(poly: Polytope, rounding: Rounding) -> dict[str, jax.Array]:
     )
 
 
+def _start(
+    poly: Polytope,
+    num_chains: int,
+    num_draws: int,
+    num_warmup: int,
+    rounding_windows: int,
+    block_size: int,
+    rounding: Rounding | str,
+    init_position: np.ndarray | None,
+    seed: int,
+) -> tuple[Rounding, np.ndarray, jax.Array, list[tuple[str, int]], int]:
+    """Checked options -> ``(rounding, chain starts z, chain keys, plan, chunk)`` of a windowed
+    sampler (:func:`sample_slice`, :func:`~bayesflux.sampling.reflective_hmc.sample_hmc`)."""
+    for name, value in (("num_chains", num_chains), ("num_draws", num_draws)):
+        if int(value) < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value}")
+    if num_warmup < 0 or int(rounding_windows) < 0 or int(block_size) < 1:
+        raise ConfigError(
+            f"num_warmup and rounding_windows must be >= 0 and block_size >= 1, got "
+            f"{num_warmup}, {rounding_windows}, {block_size}"
+        )
+    rnd = rounding if isinstance(rounding, Rounding) else round_polytope(poly, rounding)
+    z = np.tile(
+        np.asarray(rnd.center if init_position is None else init_position, float),
+        (num_chains, 1),
+    )
+    if not np.all(poly.A @ z[0] < poly.b):
+        raise ConfigError(f"init_position lies outside the interior of the polytope {poly.id!r}")
+    chain_keys = jax.random.split(jax.random.key(int(seed)), num_chains)
+    plan, chunk = _plan(num_warmup, int(rounding_windows), int(num_draws), int(block_size))
+    return rnd, z, chain_keys, plan, chunk
+
+
 def _flux_tree(
     poly: Polytope, z: np.ndarray, stats: dict, reactions: Sequence[str] | None, attrs: dict
 ) -> xr.DataTree:
@@ -278,25 +311,12 @@ def sample_slice(
         ``posterior/flux`` (chain, draw, reaction), ``sample_stats`` (``n_evals``: evaluations
         of ``p`` per move, ``chord_length``, ``lp``), attrs with the settings.
     """
-    for name, value in (("num_chains", num_chains), ("num_draws", num_draws)):
-        if int(value) < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value}")
     num_warmup = max(int(num_draws) // 2, 100) if num_warmup is None else int(num_warmup)
-    if num_warmup < 0 or int(rounding_windows) < 0 or int(block_size) < 1:
-        raise ConfigError(
-            f"num_warmup and rounding_windows must be >= 0 and block_size >= 1, got "
-            f"{num_warmup}, {rounding_windows}, {block_size}"
-        )
+    rnd, z, chain_keys, plan, chunk = _start(
+        poly, num_chains, num_draws, num_warmup, rounding_windows, block_size, rounding,
+        init_position, seed,
+    )  # fmt: skip
     thinning = poly.dim if thinning is None else int(thinning)
-    rnd = rounding if isinstance(rounding, Rounding) else round_polytope(poly, rounding)
-    z = np.tile(
-        np.asarray(rnd.center if init_position is None else init_position, float),
-        (num_chains, 1),
-    )
-    if not np.all(poly.A @ z[0] < poly.b):
-        raise ConfigError(f"init_position lies outside the interior of the polytope {poly.id!r}")
-    chain_keys = jax.random.split(jax.random.key(int(seed)), num_chains)
-    plan, chunk = _plan(num_warmup, int(rounding_windows), int(num_draws), int(block_size))
     static = dict(
         logdensity_fn=logdensity_fn, direction=direction, thinning=thinning, n_draws=chunk
     )
