@@ -15,11 +15,13 @@ import os
 import tempfile
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from bayesflux.errors import ConfigError
 
-__all__ = ["fingerprint", "open_checkpoint", "read_blocks", "write_block"]
+__all__ = ["StateStore", "fingerprint", "open_checkpoint", "read_blocks", "write_block"]
 
 
 def fingerprint(arrays: tuple[np.ndarray, ...], **settings) -> str:
@@ -70,3 +72,35 @@ def read_blocks(directory: Path, n_blocks: int, prefix: str = "block") -> list[d
         with np.load(path) as data:
             blocks.append({k: data[k] for k in data.files})
     return blocks
+
+
+class StateStore:
+    """The state a compiled sampler is in after each finished block, as a pytree of arrays:
+    ``{prefix}_{index:06d}.npz`` in a checkpoint folder of the run ``stamp``.
+
+    A sampler whose blocks depend on nothing but their state and their index (random numbers
+    drawn per block from the seed) resumes exactly from the last stored block.
+    """
+
+    def __init__(self, directory: Path, stamp: str, prefix: str = "state") -> None:
+        self.directory, self.prefix = Path(directory), prefix
+        open_checkpoint(self.directory, stamp)
+
+    def save(self, index: int, state) -> None:
+        leaves = jax.tree.leaves(state)
+        write_block(
+            self.directory,
+            index,
+            {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)},
+            self.prefix,
+        )
+
+    def load(self, index: int, like):
+        """The state stored for block ``index`` (structure of ``like``), or None."""
+        path = self.directory / f"{self.prefix}_{index:06d}.npz"
+        if not path.is_file():
+            return None
+        leaves, treedef = jax.tree.flatten(like)
+        with np.load(path) as data:
+            stored = [data[f"leaf{i}"] for i in range(len(leaves))]
+        return jax.tree.unflatten(treedef, [jnp.asarray(x) for x in stored])

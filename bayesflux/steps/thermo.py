@@ -2,6 +2,8 @@
 
 Thermodynamic data come from ``thermo``: ``"ecoli_core"`` (the bundled eQuilibrator table, on a
 network with E. coli core reaction ids) or ``"ecoli_core_wide"`` (wide ln c bounds: loopless).
+``thermodynamic_sampling`` with ``checkpoint = "folder"`` keeps the sampler's state after each
+block of draws there, and a rerun resumes after the last finished block.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def thermodynamic_sampling_step(
     num_warmup: int = 200,
     num_chains: int = 4,
     seed: int = 0,
+    checkpoint: str | None = None,
     progress: bool = True,
 ) -> xr.DataTree:
     from bayesflux.thermo.orthants import sample_orthants
@@ -101,6 +104,7 @@ def thermodynamic_sampling_step(
             bounds=sector,
             seed=seed,
             progress=progress,
+            checkpoint=checkpoint,
         )
     if method == "tempering":
         return parallel_tempering(
@@ -111,5 +115,6 @@ def thermodynamic_sampling_step(
             bounds=sector,
             seed=seed,
             progress=progress,
+            checkpoint=checkpoint,
         )
     raise ConfigError(f"method must be 'orthants' or 'tempering', got {method!r}")

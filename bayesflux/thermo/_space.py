@@ -21,6 +21,7 @@ from functools import cached_property, partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.optimize
 import xarray as xr
 
 from bayesflux.errors import InfeasibleError, SolverError
@@ -137,6 +138,35 @@ class FluxSpace:
         """Chebyshev radius of ``A_y y <= b_y`` (bounds the margin ``ρ`` of :meth:`interior`)."""
         norm = np.linalg.norm(self.A_y, axis=1)
         return chebyshev_center(self.A_y / norm[:, None], self.b_y / norm, what="flux polytope")[1]
+
+    @cached_property
+    def fixed_signs(self) -> np.ndarray:
+        """Per constrained reaction, the sign its flux keeps inside all of A (int8), or 2 where
+        it takes both signs (one LP per end of its range; irreversible reactions need none).
+
+        A flux that cannot change sign inside A never splits a chord, so the samplers split
+        chords at the others only (E. coli core with a metabolome: 37 of 71)."""
+        lb, ub = (
+            self.thermo.network.lb[self.thermo.index],
+            self.thermo.network.ub[self.thermo.index],
+        )
+        out = np.where(ub <= 0.0, -1, 1).astype(np.int8)
+        moving = np.abs(self.F).max(axis=1, initial=0.0) > 1e-12
+        out[~moving] = flux_signs(self.f0)[~moving]
+        for j in np.flatnonzero(moving & (lb < 0.0) & (ub > 0.0)):
+            lo, hi = (self.f0[j] + sign * self._min_along(sign * self.F[j]) for sign in (1, -1))
+            both = lo < -ZERO_FLUX and hi > ZERO_FLUX
+            out[j] = 2 if both else (1 if hi > ZERO_FLUX else (-1 if lo < -ZERO_FLUX else 0))
+        return out
+
+    def _min_along(self, c: np.ndarray) -> float:
+        """``min c·y`` over ``A_y y <= b_y`` (one HiGHS LP)."""
+        res = scipy.optimize.linprog(
+            c, A_ub=self.A_y, b_ub=self.b_y, bounds=(None, None), method="highs"
+        )
+        if res.status != 0:
+            raise SolverError(f"flux-range LP of {self.thermo.network.id!r} failed: {res.message}")
+        return float(res.fun)
 
     def interior(
         self, *, seed: int | None = 0, allow_zero: bool = False, time_limit: float = 60.0
@@ -341,14 +371,20 @@ def flux_signs(v_constrained: np.ndarray) -> np.ndarray:
 def random_chords(
     key: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, D: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """For chains ``y (c, d)``: unit directions ``θ (c, d)`` and chord ends ``λmin, λmax (c,)``.
+    """:func:`chords` along ``D z`` with ``z`` standard normal from ``key``."""
+    return chords(jax.random.normal(key, y.shape, dtype=y.dtype), y, A, b, D)
 
-    ``θ ∝ D z`` with ``z`` standard normal (isotropic if ``D`` is None): hit-and-run in the
-    coordinates ``D⁻¹ y``, so the uniform distribution stays stationary for any fixed ``D``.
+
+def chords(
+    z: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, D: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """For chains ``y (c, d)`` and normals ``z (c, d)``: unit directions ``θ ∝ D z`` and chord
+    ends ``λmin, λmax (c,)`` of ``{A y <= b}``.
+
+    Hit-and-run along ``D z`` is hit-and-run in the coordinates ``D⁻¹ y``, so the uniform
+    distribution stays stationary for any fixed ``D`` (isotropic if ``D`` is None).
     """
-    theta = jax.random.normal(key, y.shape, dtype=y.dtype)
-    if D is not None:
-        theta = theta @ D.T
+    theta = z if D is None else z @ D.T
     theta = theta / jnp.linalg.norm(theta, axis=-1, keepdims=True)
     slack = b - y @ A.T
     lo, hi = jax.vmap(chord)(slack, theta @ A.T)

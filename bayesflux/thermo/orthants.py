@@ -8,71 +8,231 @@ pieces whose sign pattern is feasible (pieces need not touch). The line through 
 same from either end, so the kernel is symmetric and the uniform distribution on the union is
 stationary; every draw is thermodynamically feasible by construction.
 
-Geometry (chords, sign changes, patterns of all pieces) is jitted and vmapped over chains; the
-feasibility of each new pattern is one cached LP (:class:`ConcentrationPolytope`).
+Geometry (chords, sign changes, patterns of all pieces) and the choice of the point are compiled and
+vectorised over chains, and many steps run in one compiled loop; the feasibility of each pattern is
+one LP the first time it is met (:class:`ConcentrationPolytope`), then a table lookup
+(:mod:`bayesflux.thermo.pattern_table`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayesflux.progress import progress_bar
-from bayesflux.thermo._space import ZERO_FLUX, FluxSpace, direction_factor, random_chords
+from bayesflux.sampling.checkpoint import StateStore, fingerprint
+from bayesflux.thermo._space import ZERO_FLUX, FluxSpace, chords, direction_factor
 from bayesflux.thermo.data import ThermoModel
-from bayesflux.thermo.polytope_b import ConcentrationPolytope, unique_patterns
+from bayesflux.thermo.pattern_table import (
+    PatternTable,
+    block_noise,
+    lookup,
+    pattern_hash,
+    run_blocks,
+)
+from bayesflux.thermo.polytope_b import ConcentrationPolytope
 
-__all__ = ["sample_orthants", "chord_pieces"]
+__all__ = ["Geometry", "chord_pieces", "orthant_move", "sample_orthants"]
+
+BLOCK_DRAWS = 100  # kept draws per compiled call (and per progress update)
 
 
-@jax.jit
+class Chords(NamedTuple):
+    """Random chords of every chain, split where fluxes under the second law change sign.
+
+    A flux ``v_j + λ w_j`` that crosses zero inside the chord (at ``λ = -v_j / w_j``) has sign
+    ``-sign(w_j)`` before the crossing and ``sign(w_j)`` after it; any other flux keeps one sign
+    along the chord, that of the chord's midpoint (zero within :data:`ZERO_FLUX`).
+    """
+
+    theta: jax.Array  # (c, d) unit directions
+    edges: jax.Array  # (c, k + 2) piece ends λ, sorted
+    start: jax.Array  # (c, k) int8: the pattern of the first piece
+    order: jax.Array  # (c, k) reactions by crossing (those that do not cross last)
+    inside: jax.Array  # (c, k) whether reaction j crosses zero inside the chord
+    rising: jax.Array  # (c, k) whether it crosses from - to +
+
+    def hashes(self, weights: jax.Array) -> jax.Array:
+        """:func:`~bayesflux.thermo.pattern_table.pattern_hash` of every piece ``(c, k + 1)``,
+        updated crossing by crossing: each adds ``±2 w_j`` (``O(k)`` per chord, not ``O(k²)``)."""
+        flip = 2 * weights
+        step = jnp.where(self.rising, flip, jnp.zeros_like(flip) - flip)
+        step = jnp.take_along_axis(jnp.where(self.inside, step, 0), self.order, axis=1)
+        h0 = pattern_hash(self.start, weights)
+        return jnp.concatenate([h0[:, None], h0[:, None] + jnp.cumsum(step, axis=1)], axis=1)
+
+    def patterns(self) -> jax.Array:
+        """The sign pattern of every piece ``(c, k + 1, k)`` (int8)."""
+        rank = jnp.argsort(self.order, axis=1)  # position of reaction j's crossing
+        after = rank[:, None, :] < jnp.arange(self.edges.shape[1] - 1)[None, :, None]
+        flipped = jnp.where(self.rising, 1, -1).astype(jnp.int8)[:, None, :]
+        return jnp.where(self.inside[:, None, :] & after, flipped, self.start[:, None, :])
+
+
+def argsort_rows(x: jax.Array) -> jax.Array:
+    """``argsort(x, axis=-1)`` for float64 rows, by one integer sort (XLA's CPU sort of floats,
+    and any sort of several operands, is several times slower).
+
+    Each float is mapped to an int64 of the same order (negative floats: magnitude bits
+    flipped), its lowest ``⌈log2 n⌉`` bits replaced by the column index, and the keys sorted:
+    values closer than ``2^-(52 - ⌈log2 n⌉)`` relative fall back to index order (the pieces
+    between such crossings have no length).
+    """
+    n = x.shape[-1]
+    bits = max(1, int(np.ceil(np.log2(n))))
+    ints = jax.lax.bitcast_convert_type(x, jnp.int64)
+    ints = jnp.where(ints < 0, ints ^ jnp.int64(0x7FFFFFFFFFFFFFFF), ints)
+    low = jnp.int64((1 << bits) - 1)
+    return (jnp.sort((ints & ~low) | jnp.arange(n), axis=-1) & low).astype(jnp.int32)
+
+
 def chord_pieces(
-    key: jax.Array,
+    z: jax.Array,
     y: jax.Array,
     A: jax.Array,
     b: jax.Array,
     f0: jax.Array,
     F: jax.Array,
     D: jax.Array,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Split random chords (directions ``∝ D z``, :func:`random_chords`) of ``{A y <= b}`` at
-    sign changes of ``f0 + F y``.
-
-    Returns directions ``θ (c, d)``, piece edges ``(c, k + 2)`` (sorted ``λ``) and the sign pattern
-    of each piece ``(c, k + 1, k)`` (int8; zero where a flux stays within ``ZERO_FLUX`` of 0).
-    """
-    theta, lo, hi = random_chords(key, y, A, b, D)
+) -> Chords:
+    """Split the chords along ``D z`` (:func:`~bayesflux.thermo._space.chords`) of
+    ``{A y <= b}`` at sign changes of ``f0 + F y`` (:class:`Chords`)."""
+    theta, lo, hi = chords(z, y, A, b, D)
     v = y @ F.T + f0  # (c, k)
     w = theta @ F.T
     safe = jnp.where(w == 0.0, 1.0, w)
     cross = -v / safe
     inside = (w != 0.0) & (cross > lo[:, None]) & (cross < hi[:, None])
-    breaks = jnp.sort(jnp.where(inside, cross, hi[:, None]), axis=1)
+    at = jnp.where(inside, cross, hi[:, None])
+    order = argsort_rows(at)
+    breaks = jnp.take_along_axis(at, order, axis=1)
     edges = jnp.concatenate([lo[:, None], breaks, hi[:, None]], axis=1)
-    mid = 0.5 * (edges[:, 1:] + edges[:, :-1])  # (c, k + 1)
-    vm = v[:, None, :] + mid[:, :, None] * w[:, None, :]
-    signs = (jnp.sign(vm) * (jnp.abs(vm) > ZERO_FLUX)).astype(jnp.int8)
-    return theta, edges, signs
+    v_mid = v + 0.5 * (lo + hi)[:, None] * w
+    constant = jnp.sign(v_mid) * (jnp.abs(v_mid) > ZERO_FLUX)
+    start = jnp.where(inside, -jnp.sign(w), constant).astype(jnp.int8)
+    return Chords(theta, edges, start, order, inside, w > 0)
 
 
-def _pick(
-    rng: np.random.Generator, edges: np.ndarray, feasible: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform ``λ`` on the union of feasible pieces, per chain; returns (λ, any piece feasible)."""
-    length = np.diff(edges, axis=1) * feasible
+def pick(u: jax.Array, edges: jax.Array, feasible: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``λ`` at quantile ``u (c,)`` of the union of feasible pieces (uniform ``λ`` for uniform
+    ``u``), per chain; returns (λ, any piece feasible)."""
+    length = jnp.diff(edges, axis=1) * feasible
     total = length.sum(axis=1)
-    u = rng.uniform(size=total.shape) * total
-    cum = np.cumsum(length, axis=1)
-    piece = np.minimum((cum <= u[:, None]).sum(axis=1), length.shape[1] - 1)
-    before = (
-        np.take_along_axis(cum, piece[:, None], axis=1)[:, 0] - length[np.arange(len(u)), piece]
-    )
-    lam = edges[np.arange(len(u)), piece] + (u - before)
+    u = u * total
+    cum = jnp.cumsum(length, axis=1)
+    before = cum - length
+    chosen = (before <= u[:, None]) & (u[:, None] < cum)  # one piece (of positive length)
+    lam = jnp.sum(jnp.where(chosen, edges[:, :-1] + (u[:, None] - before), 0.0), axis=1)
     return lam, total > 0
+
+
+class Geometry(NamedTuple):
+    """What an exact move needs: the rounded polytope ``A y <= b``, the fluxes ``f0 + F y`` of the
+    reactions that can change sign inside A (:attr:`FluxSpace.fixed_signs`; the others never
+    split a chord), the directions ``D``, the hash weights of those reactions and the hash terms
+    of the others' fixed signs (:func:`~bayesflux.thermo.pattern_table.pattern_hash` of a whole
+    pattern is ``Σ_free (s_j + 1) w_j + offset``)."""
+
+    A: jax.Array
+    b: jax.Array
+    f0: jax.Array
+    F: jax.Array
+    D: jax.Array
+    weights: jax.Array
+    offset: jax.Array
+
+    @classmethod
+    def of(cls, space: FluxSpace, weights: np.ndarray) -> tuple[Geometry, np.ndarray]:
+        """The geometry of ``space`` (``D = I``) and the fixed signs (2 where free)."""
+        fixed = space.fixed_signs
+        free = fixed == 2
+        terms = (np.where(free, 0, fixed + 1)).astype(np.uint64) * weights
+        geometry = cls(
+            *(jnp.asarray(x) for x in (space.A_y, space.b_y, space.f0[free], space.F[free])),
+            jnp.eye(space.dim),
+            jnp.asarray(weights[free]),
+            jnp.asarray(terms.sum(dtype=np.uint64)),
+        )
+        return geometry, fixed
+
+    def with_directions(self, D: np.ndarray) -> Geometry:
+        return self._replace(D=jnp.asarray(D))
+
+
+def orthant_move(
+    z: jax.Array,
+    u: jax.Array,
+    y: jax.Array,
+    geometry: Geometry,
+    table: tuple[jax.Array, jax.Array],
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """One exact move of every chain ``y (c, d)`` along ``D z`` to quantile ``u`` of the feasible
+    pieces; ``table``: the device arrays of a :class:`PatternTable`.
+
+    Returns the new points, whether some chord piece of positive length has a pattern not in the
+    table (then the move is void: resolve the patterns and repeat it with the same ``z, u``),
+    the number of pieces and the feasible fraction of chord length per chain.
+    """
+    g = geometry
+    pieces = chord_pieces(z, y, g.A, g.b, g.f0, g.F, g.D)
+    theta, edges = pieces.theta, pieces.edges
+    energy, known = lookup(pieces.hashes(g.weights) + g.offset, *table)
+    length = jnp.maximum(jnp.diff(edges, axis=1), 0.0)  # near-ties: argsort_rows
+    needed = length > 0
+    feasible = needed & (energy == 0.0)
+    lam, ok = pick(u, edges, feasible)
+    y_new = y + jnp.where(ok, lam, 0.0)[:, None] * theta  # a chain on a face may see no piece
+    fraction = (length * feasible).sum(axis=1) / jnp.maximum(length.sum(axis=1), 1e-300)
+    return y_new, jnp.any(needed & ~known), needed.sum(axis=1), fraction
+
+
+def move_patterns(z: np.ndarray, y: jax.Array, geometry: Geometry, fixed: np.ndarray) -> np.ndarray:
+    """The whole patterns of the positive-length pieces that :func:`orthant_move` along ``D z``
+    meets (``fixed``: :attr:`FluxSpace.fixed_signs`)."""
+    g = geometry
+    patterns, needed = _piece_patterns(jnp.asarray(z), y, g.A, g.b, g.f0, g.F, g.D)
+    free = np.asarray(patterns)[np.asarray(needed)]
+    out = np.repeat(fixed[None], len(free), axis=0)
+    out[:, fixed == 2] = free
+    return out
+
+
+@jax.jit
+def _piece_patterns(z, y, A, b, f0, F, D) -> tuple[jax.Array, jax.Array]:
+    pieces = chord_pieces(z, y, A, b, f0, F, D)
+    return pieces.patterns(), jnp.diff(pieces.edges, axis=1) > 0  # as in orthant_move
+
+
+@partial(jax.jit, static_argnames=("thinning",))
+def _advance(state, t, t_stop, t_block, noise, geometry, table, *, thinning: int):
+    """Steps ``t ..`` until ``t_stop`` or a void move; the point after every ``thinning``-th step
+    of the block is written to slot ``(t - t_block) // thinning`` of the state's buffers; row
+    ``t - t_block`` of ``noise = (z, u)`` are the step's random numbers."""
+
+    def cond(carry):
+        t, _, blocked = carry
+        return (t < t_stop) & ~blocked
+
+    def body(carry):
+        t, (y, ys, pieces, fraction), _ = carry
+        z, u = noise[0][t - t_block], noise[1][t - t_block]
+        y_new, blocked, n_pieces, frac = orthant_move(z, u, y, geometry, table)
+        slot, rest = jnp.divmod(t - t_block, thinning)
+        keep = ~blocked & (rest == thinning - 1)
+        ys = ys.at[slot].set(jnp.where(keep, y_new, ys[slot]))
+        pieces = pieces.at[slot].set(jnp.where(keep, n_pieces.mean(), pieces[slot]))
+        fraction = fraction.at[slot].set(jnp.where(keep, frac.mean(), fraction[slot]))
+        y = jnp.where(blocked, y, y_new)
+        return jnp.where(blocked, t, t + 1), (y, ys, pieces, fraction), blocked
+
+    t, state, _ = jax.lax.while_loop(cond, body, (t, state, False))
+    return state, t
 
 
 def sample_orthants(
@@ -87,11 +247,12 @@ def sample_orthants(
     progress: bool = False,
     space: FluxSpace | None = None,
     B: ConcentrationPolytope | None = None,
+    checkpoint: str | Path | None = None,
 ) -> xr.DataTree:
     """Uniform samples of the thermodynamically feasible flux space by exact hit-and-run.
 
     Directions are isotropic in A's rounding for the first half of the warm-up; then they follow
-    the covariance of the draws of its second quarter, pooled over chains
+    the covariance of the (thinned) draws of its second quarter, pooled over chains
     (:func:`~bayesflux.thermo._space.direction_factor`), frozen for the rest, so the kept draws
     come from one fixed, uniform-invariant kernel.
 
@@ -104,9 +265,14 @@ def sample_orthants(
     bounds
         Sector flux bounds (e.g. :attr:`~bayesflux.thermo.loops.Sector.bounds`).
     seed
-        Seeds the directions (JAX) and the chord points (NumPy).
+        Seeds the starts and the moves (:func:`~bayesflux.thermo.pattern_table.block_noise`).
     space, B
         Reuse a prepared :class:`FluxSpace` / :class:`ConcentrationPolytope` (and its cache).
+    checkpoint
+        Folder for the sampler's state after each block of draws
+        (:class:`~bayesflux.sampling.checkpoint.StateStore`): a rerun with the same settings
+        resumes after the last finished block and gives the same draws; other settings are
+        refused.
 
     Returns
     -------
@@ -114,45 +280,79 @@ def sample_orthants(
         ``posterior.flux (chain, draw, reaction)``; ``sample_stats`` with the mean number of
         chord pieces, the feasible fraction of chord length and the LP count.
     """
+    if num_samples < 1 or num_warmup < 0 or num_chains < 1 or thinning < 1:
+        raise ValueError(
+            "num_samples, num_chains and thinning must be >= 1 and num_warmup >= 0, got "
+            f"{num_samples}, {num_chains}, {thinning}, {num_warmup}"
+        )
     space = space if space is not None else FluxSpace.build(thermo, bounds=bounds)
     B = B if B is not None else ConcentrationPolytope(space.thermo)
-    rng = np.random.default_rng(seed)
-    starts = space.feasible_starts(num_chains, B, seed=seed)
-    A, b = jnp.asarray(space.A_y), jnp.asarray(space.b_y)
-    f0, F = jnp.asarray(space.f0), jnp.asarray(space.F)
-    y = starts
-    kept = np.empty((num_chains, num_samples, space.dim))
-    pieces = np.zeros(num_samples)
-    frac = np.zeros(num_samples)
-    total_steps = (num_warmup + num_samples) * thinning
-    keys = jax.random.split(jax.random.key(seed), total_steps)
+    table = PatternTable(B)
+    geometry, fixed = Geometry.of(space, table.weights)
+    y = jnp.asarray(space.feasible_starts(num_chains, B, seed=seed))
+    slots = BLOCK_DRAWS
+    state = (y, jnp.zeros((slots, num_chains, space.dim)), jnp.zeros(slots), jnp.zeros(slots))
+    records: list[tuple[np.ndarray, ...]] = []
+
+    c, d, block = num_chains, space.dim, slots * thinning
+
+    def noise(start):
+        return block_noise(seed, start, (block, c, d), (block, c))
+
+    def advance(state, t, stop, start, z):
+        return _advance(state, t, stop, start, z, geometry, table.device, thinning=thinning)
+
+    def resolve(state, t, start, z):
+        table.add(move_patterns(z[0][t - start], state[0], geometry, fixed))
+
+    def record(state, start, stop):
+        n = (stop - start) // thinning
+        records.append(tuple(np.asarray(x[:n]) for x in state[1:]))
+
+    store = None
+    if checkpoint is not None:
+        stamp = fingerprint(
+            (space.A_y, space.b_y, space.f0, space.F),
+            method="orthant_hit_and_run",
+            num_samples=num_samples,
+            num_warmup=num_warmup,
+            num_chains=num_chains,
+            thinning=thinning,
+            seed=seed,
+            block=block,
+        )
+        store = StateStore(Path(checkpoint), stamp)
+
+    def run(state, t0, t1, keep, desc):
+        return run_blocks(
+            advance,
+            state,
+            t0,
+            t1,
+            block=block,
+            noise=noise,
+            resolve=resolve,
+            record=record if keep else None,
+            desc=desc,
+            progress=progress,
+            store=store,
+        )
+
     warm = num_warmup * thinning
-    D = jnp.eye(space.dim)
-    seen = []
-    for t in progress_bar(range(total_steps), desc="orthant hit-and-run", disable=not progress):
-        if warm // 4 <= t < warm // 2:
-            seen.append(y)
-        elif t == warm // 2 and seen:
-            D = jnp.asarray(direction_factor(np.concatenate(seen)))
-        theta, edges, signs = chord_pieces(keys[t], y, A, b, f0, F, D)
-        edges_np, signs_np = np.asarray(edges), np.asarray(signs)
-        feasible = _feasible(B, signs_np)
-        lam, ok = _pick(rng, edges_np, feasible)
-        lam = np.where(ok, lam, 0.0)  # a chain exactly on a face may see only zero-length pieces
-        y = y + lam[:, None] * np.asarray(theta)
-        draw, rest = divmod(t - num_warmup * thinning, thinning)
-        if draw >= 0 and rest == thinning - 1:
-            kept[:, draw] = y
-            lengths = np.diff(edges_np, axis=1)
-            pieces[draw] = float(np.mean((lengths > 0).sum(axis=1)))
-            frac[draw] = float(
-                np.mean((lengths * feasible).sum(1) / np.maximum(lengths.sum(1), 1e-300))
-            )
+    state = run(state, 0, warm // 4, False, "orthant hit-and-run warm-up")
+    state = run(state, warm // 4, warm // 2, True, "orthant hit-and-run warm-up")
+    if records:
+        seen = np.concatenate([r[0] for r in records])  # (draws, chains, d)
+        geometry = geometry.with_directions(direction_factor(seen.reshape(-1, space.dim)))
+        records.clear()
+    state = run(state, warm // 2, warm, False, "orthant hit-and-run warm-up")
+    run(state, warm, warm + num_samples * thinning, True, "orthant hit-and-run")
+    kept, pieces, frac = (np.concatenate(x) for x in zip(*records))
     stats = {
         "chord_pieces": (("draw",), pieces),
         "feasible_chord_fraction": (("draw",), frac),
     }
-    tree = space.dataset(kept, stats=stats)
+    tree = space.dataset(np.swapaxes(kept, 0, 1), stats=stats)
     tree.attrs = {
         "method": "orthant_hit_and_run",
         "lp_solves": B.lp_solves,
@@ -160,11 +360,3 @@ def sample_orthants(
         "seed": seed,
     }
     return tree
-
-
-def _feasible(B: ConcentrationPolytope, signs: np.ndarray) -> np.ndarray:
-    """Feasibility of every piece's pattern ``signs (c, p, k)``: one dictionary lookup per distinct
-    pattern, an LP only for patterns never seen before."""
-    unique, inverse = unique_patterns(signs)
-    ok = np.fromiter((B.is_feasible(row) for row in unique), dtype=bool, count=len(unique))
-    return ok[inverse].reshape(signs.shape[:-1])

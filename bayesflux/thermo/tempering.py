@@ -26,76 +26,153 @@ ladder is then frozen so the sampling phase is a valid MCMC. The exact replicas'
 adapted once, at half warm-up, to the covariance of their draws (as in
 :func:`~bayesflux.thermo.orthants.sample_orthants`). ``num_chains`` independent ladders run side
 by side (all replicas of all ladders move in one vectorised call); each contributes one chain.
+Moves, swaps and the ladder adaptation run in compiled loops of many rounds; an energy is one LP
+the first time its pattern is met, then a table lookup (:mod:`bayesflux.thermo.pattern_table`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayesflux.progress import progress_bar
-from bayesflux.thermo._space import FluxSpace, direction_factor, flux_signs, random_chords
+from bayesflux.sampling.checkpoint import StateStore, fingerprint
+from bayesflux.thermo._space import ZERO_FLUX, FluxSpace, chords, direction_factor
 from bayesflux.thermo.data import ThermoModel
-from bayesflux.thermo.orthants import _feasible, _pick, chord_pieces
-from bayesflux.thermo.polytope_b import ConcentrationPolytope, unique_patterns
+from bayesflux.thermo.orthants import BLOCK_DRAWS, Geometry, move_patterns, orthant_move
+from bayesflux.thermo.pattern_table import (
+    PatternTable,
+    block_noise,
+    lookup,
+    pattern_hash,
+    run_blocks,
+)
+from bayesflux.thermo.polytope_b import ConcentrationPolytope
 
-__all__ = ["parallel_tempering", "propose"]
+__all__ = ["parallel_tempering", "propose", "swap_log_acceptance"]
 
 
-@jax.jit
 def propose(
-    key: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, f0: jax.Array, F: jax.Array
+    z: jax.Array,
+    u: jax.Array,
+    y: jax.Array,
+    A: jax.Array,
+    b: jax.Array,
+    f0: jax.Array,
+    F: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """A uniform hit-and-run point for each replica ``y (K, d)``: ``(y', v'_constrained)``."""
-    k1, k2 = jax.random.split(key)
-    theta, lo, hi = random_chords(k1, y, A, b)
-    lam = jax.random.uniform(k2, lo.shape, y.dtype, lo, hi)
-    y_new = y + lam[:, None] * theta
-    return y_new, y_new @ F.T + f0
+    """A hit-and-run point for each replica ``y (n, d)`` along ``z`` at quantile ``u`` of the
+    chord: ``(y', signs of v'_constrained)`` (int8, zero within
+    :data:`~bayesflux.thermo._space.ZERO_FLUX`)."""
+    theta, lo, hi = chords(z, y, A, b)
+    y_new = y + (lo + u * (hi - lo))[:, None] * theta
+    v = y_new @ F.T + f0
+    return y_new, (jnp.sign(v) * (jnp.abs(v) > ZERO_FLUX)).astype(jnp.int8)
 
 
-class _Energy:
-    """``E = ½ Σ (ε/σ)²`` per sign pattern, cached (one LP per pattern never seen before)."""
-
-    def __init__(self, B: ConcentrationPolytope, sigma: np.ndarray) -> None:
-        self.B, self.sigma, self.cache = B, sigma, {}
-
-    def _one(self, s: np.ndarray) -> float:
-        key = s.tobytes()
-        e = self.cache.get(key)
-        if e is None:
-            viol = self.B.violation(s)  # E = 0 exactly where B(s) is feasible
-            e = 0.0 if viol.feasible else 0.5 * float(np.sum((viol.eps / self.sigma) ** 2))
-            self.cache[key] = e
-        return e
-
-    def __call__(self, signs: np.ndarray) -> np.ndarray:
-        """Energies of patterns ``signs (n, k)``: one lookup per distinct pattern."""
-        unique, inverse = unique_patterns(signs)
-        e = np.fromiter((self._one(row) for row in unique), dtype=float, count=len(unique))
-        return e[inverse]
+_propose = jax.jit(propose)
 
 
-def _beta(temperatures: np.ndarray) -> np.ndarray:
-    """``β = 1 / (T² - 1)`` per replica; ``+inf`` for the exact replica (``σ → 0``, T = 1)."""
-    out = np.full(temperatures.shape, np.inf)
-    out[1:] = 1.0 / (temperatures[1:] ** 2 - 1.0)
-    return out
-
-
-def swap_log_acceptance(e_lo: np.ndarray, e_hi: np.ndarray, b_lo: float, b_hi: float) -> np.ndarray:
-    """Eq. 13, ``log α = (E_lo - E_hi)(β_lo - β_hi)``, for a pair of neighbouring replicas.
+def swap_log_acceptance(e_lo, e_hi, b_lo, b_hi):
+    """Eq. 13, ``log α = (E_lo - E_hi)(β_lo - β_hi)``, for pairs of neighbouring replicas.
 
     With the exact replica (``β_lo = ∞``): 0 if the hotter point is feasible (``E_hi = 0``), else
     ``-∞`` (the exact replica's own point is feasible, ``E_lo = 0``).
     """
-    if np.isinf(b_lo):
-        return np.where(e_hi == 0.0, 0.0, -np.inf)
-    return (e_lo - e_hi) * (b_lo - b_hi)
+    exact = jnp.where(e_hi == 0.0, 0.0, -jnp.inf)
+    finite_lo = jnp.where(jnp.isinf(b_lo), 0.0, b_lo)
+    return jnp.where(jnp.isinf(b_lo), exact, (e_lo - e_hi) * (finite_lo - b_hi))
+
+
+def _temperatures(log_gaps: jax.Array) -> jax.Array:
+    """The ladder ``T_1 = 1, T_{k+1} = T_k + exp(log_gap_k)``."""
+    return jnp.concatenate([jnp.ones(1), 1.0 + jnp.cumsum(jnp.exp(log_gaps))])
+
+
+def _beta(temperatures: jax.Array) -> jax.Array:
+    """``β = 1 / (T² - 1)`` per replica; ``+inf`` for the exact replica (``σ → 0``, T = 1)."""
+    return jnp.concatenate([jnp.full(1, jnp.inf), 1.0 / (temperatures[1:] ** 2 - 1.0)])
+
+
+def _split(noise, row, M: int, K: int) -> tuple[jax.Array, ...]:
+    """A tick's random numbers from row ``row`` of ``noise = (normals (., M K, d), uniforms (.,
+    M + 3 M (K - 1)))``: the exact replicas' directions, the relaxed replicas' directions, the
+    exact pick quantiles, the proposal quantiles and the acceptance and swap uniforms."""
+    z, u = noise[0][row], noise[1][row]
+    hot = M * (K - 1)
+    cuts = np.cumsum([M, hot, hot])
+    u_exact, u_hot, u_accept, u_swap = jnp.split(u, cuts)
+    return z[:M], z[M:], u_exact, u_hot, u_accept.reshape(M, K - 1), u_swap.reshape(M, K - 1)
+
+
+@partial(jax.jit, static_argnames=("moves", "num_warmup", "adapt"))
+def _advance(
+    state, u, u_stop, u_block, noise, geometry, weights, f0, F, table, *, moves, num_warmup, adapt
+):
+    """Ticks ``u ..`` until ``u_stop`` or a void move. Tick ``u``: move ``u mod moves`` of round
+    ``u // moves`` (every replica), and after the last move of a round the swap sweep, the ladder
+    adaptation (warm-up) and the exact replicas' points into slot ``(u - u_block) // moves``.
+    Row ``u - u_block`` of ``noise`` holds the tick's random numbers (:func:`_split`)."""
+    A, b = geometry.A, geometry.b  # f0, F: all constrained reactions (relaxed replicas)
+    adapt_rate, adapt_decay, target, cap = adapt
+
+    def cond(carry):
+        u, _, blocked = carry
+        return (u < u_stop) & ~blocked
+
+    def body(carry):
+        u, before, _ = carry
+        y, energy, log_gaps, ys, tries, accepts, moved = before
+        M, K, d = y.shape
+        z_exact, z_hot, u_exact, u_hot, u_accept, u_swap = _split(noise, u - u_block, M, K)
+        beta = _beta(_temperatures(log_gaps))
+        y0, void, _, _ = orthant_move(z_exact, u_exact, y[:, 0], geometry, table)
+        y_prop, signs = propose(z_hot, u_hot, y[:, 1:].reshape(-1, d), A, b, f0, F)
+        e_prop, known = lookup(pattern_hash(signs, weights), *table)
+        blocked = void | ~jnp.all(known)
+        e_prop = e_prop.reshape(M, K - 1)
+        accept = jnp.log(u_accept) < -(e_prop - energy[:, 1:]) * beta[1:]  # Eq. 12
+        y_hot = jnp.where(accept[..., None], y_prop.reshape(M, K - 1, d), y[:, 1:])
+        y_new = jnp.concatenate([y0[:, None], y_hot], axis=1)
+        e_new = jnp.concatenate([energy[:, :1], jnp.where(accept, e_prop, energy[:, 1:])], axis=1)
+        round_, step = jnp.divmod(u, moves)
+        sampling = round_ >= num_warmup
+        moved = moved + jnp.where(sampling, jnp.concatenate([jnp.ones(1), accept.mean(0)]), 0.0)
+        # swap sweep over the even or the odd pairs (k, k + 1), all ladders at once
+        last = step == moves - 1
+        active = (jnp.arange(K - 1) % 2 == round_ % 2) & last
+        log_acc = swap_log_acceptance(e_new[:, :-1], e_new[:, 1:], beta[:-1], beta[1:])
+        swap = (jnp.log(u_swap) < log_acc) & active
+        pad = jnp.zeros((M, 1), dtype=int)
+        perm = (
+            jnp.arange(K)
+            + jnp.concatenate([swap.astype(int), pad], axis=1)
+            - jnp.concatenate([pad, swap.astype(int)], axis=1)
+        )
+        y_new = jnp.take_along_axis(y_new, perm[..., None], axis=1)
+        e_new = jnp.take_along_axis(e_new, perm, axis=1)
+        tries = tries + jnp.where(sampling & active, M, 0)
+        accepts = accepts + jnp.where(sampling, swap.sum(axis=0), 0)
+        # Robbins-Monro on log gaps during warm-up: widen gap k when pair k swaps more often than
+        # the target; E is bounded, so far up the ladder every swap succeeds: cap the gaps
+        alpha = jnp.exp(jnp.minimum(log_acc, 0.0)).mean(axis=0)
+        kappa = adapt_rate / (1.0 + round_ / adapt_decay)
+        gaps = jnp.minimum(log_gaps + kappa * (alpha - target), cap)
+        log_gaps = jnp.where(active & ~sampling, gaps, log_gaps)
+        slot = (u - u_block) // moves
+        ys = ys.at[slot].set(jnp.where(last & ~blocked, y_new[:, 0], ys[slot]))
+        after = (y_new, e_new, log_gaps, ys, tries, accepts, moved)
+        state = jax.tree.map(lambda old, new: jnp.where(blocked, old, new), before, after)
+        state = (*state[:3], ys, *state[4:])  # the buffer: written above only if not blocked
+        return jnp.where(blocked, u, u + 1), state, blocked
+
+    u, state, _ = jax.lax.while_loop(cond, body, (u, state, False))
+    return state, u
 
 
 def parallel_tempering(
@@ -116,6 +193,7 @@ def parallel_tempering(
     progress: bool = False,
     space: FluxSpace | None = None,
     B: ConcentrationPolytope | None = None,
+    checkpoint: str | Path | None = None,
 ) -> xr.DataTree:
     """Samples of the thermodynamically feasible flux space by parallel tempering.
 
@@ -142,9 +220,15 @@ def parallel_tempering(
     bounds
         Sector flux bounds.
     seed
-        Seeds JAX (proposals) and NumPy (accept / swap decisions, starts).
+        Seeds the starts and every move, acceptance and swap
+        (:func:`~bayesflux.thermo.pattern_table.block_noise`).
     space, B
         Reuse a prepared :class:`FluxSpace` / :class:`ConcentrationPolytope`.
+    checkpoint
+        Folder for the sampler's state after each block of draws
+        (:class:`~bayesflux.sampling.checkpoint.StateStore`): a rerun with the same settings
+        resumes after the last finished block and gives the same draws; other settings are
+        refused.
 
     Returns
     -------
@@ -155,87 +239,122 @@ def parallel_tempering(
     """
     if num_replicas < 2:
         raise ValueError(f"parallel tempering needs at least 2 replicas, got {num_replicas}")
-    if num_chains < 1 or moves_per_swap < 1:
+    if num_chains < 1 or moves_per_swap < 1 or num_samples < 1 or num_warmup < 0:
         raise ValueError(
-            f"num_chains and moves_per_swap must be >= 1, got {num_chains}, {moves_per_swap}"
+            "num_chains, moves_per_swap and num_samples must be >= 1 and num_warmup >= 0, got "
+            f"{num_chains}, {moves_per_swap}, {num_samples}, {num_warmup}"
+        )
+    if not 1.0 < min_temperature < max_temperature:
+        raise ValueError(
+            f"need 1 < min_temperature < max_temperature, got {min_temperature}, {max_temperature}"
         )
     space = space if space is not None else FluxSpace.build(thermo, bounds=bounds)
     B = B if B is not None else ConcentrationPolytope(space.thermo)
     sigma = space.violation_scales(B, seed=seed)
-    rng = np.random.default_rng(seed)
-    M, K, d = num_chains, num_replicas, space.dim
+    table = PatternTable(B, sigma)
+    M, K, d, moves = num_chains, num_replicas, space.dim, moves_per_swap
     temps = np.concatenate(
         [[1.0], 1.0 + np.geomspace(min_temperature - 1, max_temperature - 1, K - 1)]
     )
-    log_gaps = np.log(np.diff(temps))
-    energies = _Energy(B, sigma)
     # every replica of ladder m starts at its own point strictly inside a feasible orthant piece
     # (FluxSpace.feasible_starts, E = 0); the relaxed replicas then spread over A
     starts = space.feasible_starts(M, B, seed=seed)
-    y = np.repeat(starts[:, None], K, axis=1)  # (M, K, d)
-    energy = np.zeros((M, K))
     A, b = jnp.asarray(space.A_y), jnp.asarray(space.b_y)
     f0, F = jnp.asarray(space.f0), jnp.asarray(space.F)
-    total = num_warmup + num_samples
-    keys = jax.random.split(jax.random.key(seed), (total * moves_per_swap, 2))
-    kept = np.empty((M, num_samples, d))
-    swap_tries = np.zeros(K - 1)
-    swap_accepts = np.zeros(K - 1)
-    move_accepts = np.zeros(K)
-    rows = np.arange(M)
-    D = jnp.eye(d)  # directions of the exact replicas, as in sample_orthants
-    seen = []
-    for t in progress_bar(range(total), desc="parallel tempering", disable=not progress):
-        beta = _beta(temps)
-        sampling = t >= num_warmup
-        if num_warmup // 4 <= t < num_warmup // 2:
-            seen.append(y[:, 0].copy())
-        elif t == num_warmup // 2 and seen:
-            D = jnp.asarray(direction_factor(np.concatenate(seen)))
-        for s in range(moves_per_swap):
-            k_exact, k_hot = keys[t * moves_per_swap + s]
-            # exact replicas: uniform point on the feasible pieces of a random chord
-            theta, edges, signs = chord_pieces(k_exact, jnp.asarray(y[:, 0]), A, b, f0, F, D)
-            lam, ok = _pick(rng, np.asarray(edges), _feasible(B, np.asarray(signs)))
-            y[:, 0] += np.where(ok, lam, 0.0)[:, None] * np.asarray(theta)
-            # relaxed replicas: Metropolised hit-and-run, Eq. 12
-            y_new, v_new = propose(k_hot, jnp.asarray(y[:, 1:].reshape(-1, d)), A, b, f0, F)
-            e_new = energies(flux_signs(np.asarray(v_new))).reshape(M, K - 1)
-            accept = np.log(rng.uniform(size=(M, K - 1))) < -(e_new - energy[:, 1:]) * beta[1:]
-            y[:, 1:] = np.where(accept[..., None], np.asarray(y_new).reshape(M, K - 1, d), y[:, 1:])
-            energy[:, 1:] = np.where(accept, e_new, energy[:, 1:])
-            if sampling:
-                move_accepts[1:] += accept.mean(axis=0)
-        # swap sweep over the even or the odd pairs (k, k + 1), all ladders at once
-        pairs = np.arange(t % 2, K - 1, 2)
-        alpha = np.zeros((M, len(pairs)))
-        for i, k in enumerate(pairs):
-            log_acc = swap_log_acceptance(energy[:, k], energy[:, k + 1], beta[k], beta[k + 1])
-            alpha[:, i] = np.exp(np.minimum(log_acc, 0.0))
-            ok = np.log(rng.uniform(size=M)) < log_acc
-            sw = rows[ok]
-            y[sw, k], y[sw, k + 1] = y[sw, k + 1], y[sw, k].copy()
-            energy[sw, k], energy[sw, k + 1] = energy[sw, k + 1], energy[sw, k].copy()
-            if sampling:
-                swap_tries[k] += M
-                swap_accepts[k] += ok.sum()
-        if not sampling:
-            # Robbins-Monro on log gaps: widen gap k when pair k swaps more often than the target
-            kappa = adapt_rate / (1.0 + t / adapt_decay)
-            log_gaps[pairs] += kappa * (alpha.mean(axis=0) - target_acceptance)
-            # E is bounded, so far up the ladder every swap succeeds: cap the gaps
-            np.minimum(log_gaps, np.log(max_temperature - 1.0), out=log_gaps)
-            temps = np.concatenate([[1.0], 1.0 + np.cumsum(np.exp(log_gaps))])
-        else:
-            kept[:, t - num_warmup] = y[:, 0]
-    move_accepts[0] = num_samples * moves_per_swap  # the exact replica always moves
+    geometry, fixed = Geometry.of(space, table.weights)  # D: directions of the exact replicas
+    weights = jnp.asarray(table.weights)
+    slots = BLOCK_DRAWS
+    state = (
+        jnp.asarray(np.repeat(starts[:, None], K, axis=1)),  # y (M, K, d)
+        jnp.zeros((M, K)),  # energies
+        jnp.asarray(np.log(np.diff(temps))),
+        jnp.zeros((slots, M, d)),  # the exact replicas after each round of the block
+        jnp.zeros(K - 1, dtype=int),  # swap tries per pair (sampling)
+        jnp.zeros(K - 1, dtype=int),  # swap accepts per pair
+        jnp.zeros(K),  # summed move acceptance per replica
+    )
+    adapt = (adapt_rate, adapt_decay, target_acceptance, float(np.log(max_temperature - 1.0)))
+    records: list[np.ndarray] = []
+    block = slots * moves
+
+    def noise(start):
+        return block_noise(seed, start, (block, M * K, d), (block, M + 3 * M * (K - 1)))
+
+    def advance(state, u, stop, start, z):
+        return _advance(
+            state,
+            u,
+            stop,
+            start,
+            z,
+            geometry,
+            weights,
+            f0,
+            F,
+            table.device,
+            moves=moves,
+            num_warmup=num_warmup,
+            adapt=adapt,
+        )
+
+    def resolve(state, u, start, z):
+        z_exact, z_hot, _, u_hot, _, _ = _split(z, u - start, M, K)
+        y = state[0]
+        _, signs = _propose(z_hot, u_hot, y[:, 1:].reshape(-1, d), A, b, f0, F)
+        exact = move_patterns(z_exact, y[:, 0], geometry, fixed)
+        table.add(np.concatenate([exact, np.asarray(signs)]))
+
+    def record(state, start, stop):
+        records.append(np.asarray(state[3][: (stop - start) // moves]))
+
+    store = None
+    if checkpoint is not None:
+        stamp = fingerprint(
+            (space.A_y, space.b_y, space.f0, space.F, sigma),
+            method="parallel_tempering",
+            num_samples=num_samples,
+            num_warmup=num_warmup,
+            num_chains=M,
+            num_replicas=K,
+            moves_per_swap=moves,
+            temperatures=[min_temperature, max_temperature],
+            adapt=list(adapt),
+            seed=seed,
+            block=block,
+        )
+        store = StateStore(Path(checkpoint), stamp)
+
+    def run(state, r0, r1, keep):
+        return run_blocks(
+            advance,
+            state,
+            r0 * moves,
+            r1 * moves,
+            block=block,
+            noise=noise,
+            resolve=resolve,
+            record=record if keep else None,
+            desc="parallel tempering",
+            progress=progress,
+            store=store,
+        )
+
+    state = run(state, 0, num_warmup // 4, False)
+    state = run(state, num_warmup // 4, num_warmup // 2, True)
+    if records:
+        seen = np.concatenate(records).reshape(-1, d)
+        geometry = geometry.with_directions(direction_factor(seen))
+        records.clear()
+    state = run(state, num_warmup // 2, num_warmup, False)
+    state = run(state, num_warmup, num_warmup + num_samples, True)
+    _, _, log_gaps, _, tries, accepts, moved = (np.asarray(x) for x in state)
     stats = {
-        "swap_acceptance": (("pair",), swap_accepts / np.maximum(swap_tries, 1)),
-        "move_acceptance": (("replica",), move_accepts / max(num_samples * moves_per_swap, 1)),
-        "temperature": (("replica",), temps),
+        "swap_acceptance": (("pair",), accepts / np.maximum(tries, 1)),
+        "move_acceptance": (("replica",), moved / (num_samples * moves)),
+        "temperature": (("replica",), np.asarray(_temperatures(jnp.asarray(log_gaps)))),
         "violation_scale": (("constrained_reaction",), sigma),
     }
-    tree = space.dataset(kept, stats=stats)
+    tree = space.dataset(np.swapaxes(np.concatenate(records), 0, 1), stats=stats)
     tree.attrs = {
         "method": "parallel_tempering",
         "lp_solves": B.lp_solves,

@@ -10,10 +10,13 @@ comparison is 6e-5; seeds are fixed).
 
 from __future__ import annotations
 
+from functools import partial
+
 import arviz as az
 import numpy as np
 import pytest
 
+from bayesflux.errors import ConfigError
 from bayesflux.thermo.flux_force import exchange_lower_bound, least_conservative_bounds
 from bayesflux.thermo.orthants import sample_orthants
 from bayesflux.thermo.polytope_b import check_sign_pattern, sign_pattern, unique_patterns
@@ -151,3 +154,32 @@ def test_orthant_chains_move_on_ecoli_core():
     )
     spread = tree["posterior"]["flux"].values.std(axis=1).max(axis=1)  # per chain
     assert np.all(spread > 1e-6), spread
+
+
+@pytest.mark.parametrize("which", ["orthants", "tempering"])
+def test_interrupted_run_resumes_from_its_checkpoint(which, triangle_thermo, tmp_path):
+    """After the last block files are removed (a run killed there), a rerun reads the blocks
+    that remain, samples the rest and ends with the draws of an uninterrupted run."""
+    if which == "orthants":
+        run = partial(sample_orthants, num_samples=250, num_warmup=100, num_chains=2, seed=8)
+    else:
+        run = partial(
+            parallel_tempering,
+            num_samples=250,
+            num_warmup=100,
+            num_chains=2,
+            num_replicas=3,
+            moves_per_swap=2,
+            seed=8,
+        )
+    whole = run(triangle_thermo)["posterior"]["flux"].values
+    first = run(triangle_thermo, checkpoint=tmp_path)["posterior"]["flux"].values
+    files = sorted(tmp_path.glob("state_*.npz"))
+    assert len(files) >= 4  # warm-up phases and three blocks of 100 draws
+    for path in files[-2:]:
+        path.unlink()
+    resumed = run(triangle_thermo, checkpoint=tmp_path)["posterior"]["flux"].values
+    np.testing.assert_array_equal(first, whole)
+    np.testing.assert_array_equal(resumed, whole)
+    with pytest.raises(ConfigError, match="different run"):
+        run(triangle_thermo, checkpoint=tmp_path, seed=9)
