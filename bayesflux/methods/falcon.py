@@ -28,6 +28,7 @@ deviation.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Literal
 
 import highspy
@@ -45,6 +46,7 @@ __all__ = ["falcon", "FalconLP"]
 
 # t = 1/n >= MIN_SCALE_FRACTION * sum(e) / sum_enzymatic max(|lb_j|, |ub_j|): see falcon()
 MIN_SCALE_FRACTION = 1e-3
+REORDER_ATTEMPTS = 3  # column orders tried for a repeated run whose LP stalls numerically
 
 
 class FalconLP:
@@ -407,6 +409,44 @@ def _min_scale(network, members: np.ndarray, total: float) -> float:
     return MIN_SCALE_FRACTION * total / capacity if capacity > 0 else 0.0
 
 
+def _falcon_run(
+    split,
+    members,
+    e_scaled,
+    sigma_scaled,
+    flux_floor,
+    order,
+    min_scale,
+    max_iterations,
+    tol,
+    fit_open_reactions,
+    solver_options,
+) -> tuple[np.ndarray, float, np.ndarray, int]:
+    """One FALCON run: LP solves, fixing directions until no new reaction becomes irreversible;
+    returns the split fluxes, the objective, the closed columns and the iteration count."""
+    lp = FalconLP(
+        split,
+        members,
+        e_scaled,
+        sigma_scaled,
+        flux_floor,
+        order,
+        fit_open_reactions=fit_open_reactions,
+        min_scale=min_scale,
+        **solver_options,
+    )
+    closed = np.zeros(len(split.reactions))
+    count, it = _n_irreversible(split, closed), 0
+    while True:
+        it += 1
+        v_irr, obj = lp.solve(closed)
+        closed = _fix_directions(split, v_irr, closed, tol, close_balanced=fit_open_reactions)
+        new = _n_irreversible(split, closed)
+        if new <= count or it >= max_iterations:
+            return v_irr, obj, closed, it
+        count = new
+
+
 def _falcon_runs(
     network,
     e,
@@ -436,28 +476,32 @@ def _falcon_runs(
     runs, directions, objectives, iterations, seconds = [], [], [], [], []
     for k in range(repeats):
         start = time.perf_counter()
-        order = None if k == 0 else rng.permutation(len(split.reactions))
-        lp = FalconLP(
-            split,
-            members,
-            e_scaled,
-            sigma_scaled,
-            flux_floor,
-            order,
-            fit_open_reactions=fit_open_reactions,
-            min_scale=min_scale,
-            **solver_options,
-        )
-        closed = np.zeros(len(split.reactions))
-        count, it = _n_irreversible(split, closed), 0
-        while True:
-            it += 1
-            v_irr, obj = lp.solve(closed)
-            closed = _fix_directions(split, v_irr, closed, tol, close_balanced=fit_open_reactions)
-            new = _n_irreversible(split, closed)
-            if new <= count or it >= max_iterations:
+        for attempt in range(REORDER_ATTEMPTS):
+            order = None if k == 0 else rng.permutation(len(split.reactions))
+            try:
+                v_irr, obj, closed, it = _falcon_run(
+                    split,
+                    members,
+                    e_scaled,
+                    sigma_scaled,
+                    flux_floor,
+                    order,
+                    min_scale,
+                    max_iterations,
+                    tol,
+                    fit_open_reactions,
+                    solver_options,
+                )
                 break
-            count = new
+            except SolverError as exc:
+                # a column order is arbitrary (it only picks among alternative optima): a run
+                # whose LP stalls numerically in one order is drawn again in another
+                if k == 0 or attempt == REORDER_ATTEMPTS - 1:
+                    raise
+                warnings.warn(
+                    f"FALCON run {k + 1}: {exc}; retrying with another column order",
+                    stacklevel=2,
+                )
         runs.append(split.to_net @ v_irr)
         directions.append(_open_directions(split, closed))
         objectives.append(obj)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.optimize as so
@@ -10,6 +12,8 @@ from bayesflux import Network, datasets
 from bayesflux.errors import InfeasibleError, NetworkError
 from bayesflux.expression import enzyme_abundance, group_abundance
 from bayesflux.methods.falcon import FalconLP, falcon
+
+falcon_module = importlib.import_module("bayesflux.methods.falcon")  # the package exports falcon()
 
 
 @pytest.fixture
@@ -259,3 +263,29 @@ def test_yeast_minimal_constraints(shared_data):
     j = list(mc.reactions).index("r_1166")
     assert mc.reaction_names[j] == "glucose transport"
     assert mc.lb[j] == 0.0 and hc.lb[j] == 0.0
+
+
+def test_a_repeat_whose_lp_stalls_is_drawn_again_in_another_order(branch, monkeypatch):
+    """A repeated run (column order drawn at random) whose LP fails numerically is retried with a
+    new order, with a warning; the first run (the model's own order) still raises."""
+    genes = {"g1": 1.0, "g2": 1.0, "g3": 1.0, "g4": 1.0, "g5": 1.0}
+    solve = falcon_module.FalconLP.solve
+    failed = []
+
+    def flaky(self, closed):
+        if not failed and np.any(self.order != np.arange(len(self.order))):
+            failed.append(True)
+            raise falcon_module.SolverError("FALCON LP: HiGHS ended with status 'Unknown'")
+        return solve(self, closed)
+
+    monkeypatch.setattr(falcon_module.FalconLP, "solve", flaky)
+    with pytest.warns(UserWarning, match="run 2: FALCON LP.*another column order"):
+        res = falcon(branch, genes, repeats=3)
+    assert failed and res.sizes["run"] == 3
+
+    def broken(self, closed):
+        raise falcon_module.SolverError("FALCON LP: HiGHS ended with status 'Unknown'")
+
+    monkeypatch.setattr(falcon_module.FalconLP, "solve", broken)
+    with pytest.raises(falcon_module.SolverError, match="Unknown"):
+        falcon(branch, genes, repeats=3)
