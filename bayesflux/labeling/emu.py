@@ -12,16 +12,18 @@ of the gross fluxes ``u``:
 
 * an EMU made only from one other EMU of its size is that EMU's alias (no unknown);
 * the rest of a level is split into strongly connected components of its EMU graph, solved in
-  block-triangular order in *waves* (a wave's blocks depend only on earlier waves): a one-EMU
-  block is a division, a larger one a Gauss-Jordan elimination without pivoting (the blocks
-  are nonsingular M-matrices) whose structurally independent pivots are eliminated together,
-  one fused update per round;
-* right-hand sides are gathers of the pool and Cauchy products (convolutions) of MIDs.
+  block-triangular order in *waves* (a wave's blocks depend only on earlier waves); a wave is
+  one block-diagonal matrix, eliminated by Gauss-Jordan without pivoting (the blocks are
+  nonsingular M-matrices) with the structurally independent pivots of a round together and
+  the rows kept at unit diagonal, one fused loop per round;
+* right-hand sides are gathers of the pool and Cauchy products (convolutions) of MIDs; all
+  flux coefficients of all waves are one gather, the productions (diagonals) one sum.
 
-The pool is a few small fused array operations per wave; on a CPU their count, not the
-arithmetic, sets the run time. Derivatives follow by implicit differentiation of each block
-solve (``dX = A^{-1}(dB - dA X)`` with the factorised ``A^{-1}`` reused and ``dA X`` taken from
-the sparse entries), never by differentiating an iteration.
+The pool is a few fused array operations per wave written in place; on a CPU their count
+(each XLA kernel costs about a microsecond), not the arithmetic, sets the run time.
+Derivatives follow by implicit differentiation of each wave's solve (``dX = A^{-1}(dB - dA X)``
+with ``A^{-1}`` eliminated beside ``X`` and ``dA X`` taken from the sparse entries), never by
+differentiating an iteration.
 """
 
 from __future__ import annotations
@@ -59,9 +61,9 @@ def mid_matrix(n_atoms: int, positions: Sequence[int]) -> np.ndarray:
 def _convolve(a: jax.Array, b: jax.Array) -> jax.Array:
     """MID of a union of independent atom sets: ``c_l = sum_{i <= l} a_i b_{l-i}`` (last axis,
     truncated to the common width, which holds the whole support)."""
-    w = a.shape[-1]
-    pad = [(0, 0)] * (b.ndim - 1)
-    return sum(a[..., i : i + 1] * jnp.pad(b[..., : w - i], [*pad, (i, 0)]) for i in range(w))
+    return jnp.stack(
+        [sum(a[..., i] * b[..., k - i] for i in range(k + 1)) for k in range(a.shape[-1])], -1
+    )
 
 
 def _pivot_rounds(pattern: np.ndarray) -> tuple[tuple[int, ...], ...]:
@@ -96,58 +98,93 @@ def _pivot_slices(pattern: np.ndarray) -> tuple[list[int], tuple[tuple[int, int]
     return [i for S in rounds for i in S], tuple(zip([0, *stops[:-1]], stops, strict=True))
 
 
+def _unit_rows(M: jax.Array, d: jax.Array) -> jax.Array:
+    """Rows of ``M`` divided by ``d``. The divisor is given the full shape of ``M`` so that XLA
+    keeps the division inside the fused loop (a broadcast divisor would become a reciprocal,
+    a kernel of its own, and a second rounding)."""
+    return M / (d[..., :, None] + 0.0 * M)
+
+
+def _eliminate(M: jax.Array, n: int, rounds: tuple[tuple[int, int], ...]) -> jax.Array:
+    """``A^{-1} B`` from ``M = [A | B]`` with unit diagonal by Gauss-Jordan rounds.
+
+    A round ``S`` of independent pivots (``M[s, s'] = 0``) updates
+    ``M <- M - sum_{s in S} (M[:, s] - e_s) M[s, :]`` and divides every row by its new diagonal
+    ``1 - sum_s (M[i, s] - [i = s]) M[s, i]``, so the next pivots are unit again: one fused
+    loop per round (the last leaves the identity in ``A``'s place and needs no division)."""
+    eye = np.eye(n)
+    for r, (a, b) in enumerate(rounds):
+        C = M[..., :, a:b] - eye[:, a:b]
+        P = M[..., a:b, :]
+        M = M - sum(C[..., :, s : s + 1] * P[..., s : s + 1, :] for s in range(b - a))
+        if r + 1 < len(rounds):
+            M = _unit_rows(M, 1.0 - sum(C[..., :, s] * P[..., s, :n] for s in range(b - a)))
+    return M[..., n:]
+
+
 def _gauss_jordan(A: jax.Array, B: jax.Array, rounds: tuple[tuple[int, int], ...]) -> jax.Array:
     """``A^{-1} B`` by Gauss-Jordan elimination without pivoting, independent pivots at once.
 
     ``rounds`` are ranges ``[a, b)`` of independent pivots (:func:`_pivot_slices`); their
-    eliminations commute and add up: ``M <- M - (M[:, S] - I[:, S]) (M[S, :] / M[S, S])``.
+    eliminations commute and add up (:func:`_eliminate`, rows scaled to a unit diagonal).
     No pivoting is needed: an EMU block is a nonsingular M-matrix, diagonally dominant by rows
     (production = consumption + inflow from outside the block), so every leading minor is
     nonsingular and the growth is at most 2 (Wilkinson 1961)."""
     n = A.shape[-1]
-    M = jnp.concatenate([A, B], axis=-1)
-    eye = np.eye(n)
-    for a, b in rounds:
-        pivots = M[..., a:b, :] / jnp.diagonal(M[..., a:b, a:b], axis1=-2, axis2=-1)[..., None]
-        M = M - (M[..., :, a:b] - eye[:, a:b]) @ pivots
-    return M[..., n:]
+    d = jnp.sum(A * np.eye(n), -1)
+    return _eliminate(_unit_rows(jnp.concatenate([A, B], -1), d), n, rounds)
 
 
 @dataclass(frozen=True, eq=False)
-class _Block:
-    """A strongly connected block of ``size`` EMUs: row ``t`` of its matrix is the diagonal
-    ``d_t`` plus ``weight[t, k] * u[flux[t, k]]`` in column ``column[t, k]`` (``k`` padded with
-    zero weights; ``onehot[t, k, s] = [column[t, k] == s]``), eliminated in pivot ranges
-    ``rounds``."""
+class _Wave:
+    """One wave of an EMU level: ``size`` unknowns written to pool rows ``[row, row + size)``.
 
-    offset: int
+    Its coefficients are ranges of the simulator's gathered ``weight * u[flux]`` vector:
+    ``rhs`` ``(size, k_rhs)`` (times the convolution of the MIDs in pool rows ``factors``
+    ``(size, k_rhs, n_factors)``) and ``off`` ``(size, k_off)`` (entry ``[t, column[t, k]]`` of
+    the matrix; ``onehot[t, k, s] = [column[t, k] == s]``); the diagonal is the EMU's
+    production, number ``production[t]`` among the simulator's distinct productions. The
+    matrix is block diagonal over the wave's strongly connected blocks and eliminated in pivot
+    ranges ``rounds``."""
+
+    row: int
     size: int
-    flux: np.ndarray
-    weight: np.ndarray
+    mid_width: int
+    production: np.ndarray
+    factors: np.ndarray
+    rhs: tuple[int, int]
+    off: tuple[int, int]
     column: np.ndarray
     onehot: np.ndarray
     rounds: tuple[tuple[int, int], ...]
 
 
-def _block_matrix(block: _Block, u: jax.Array, d: jax.Array) -> jax.Array:
-    coef = block.weight * u[block.flux]
-    return jnp.sum(coef[..., None] * block.onehot, axis=1) + jnp.diag(d)
+def _off_diagonal(wave: _Wave, off: jax.Array) -> jax.Array:
+    """``sum_k off[:, k] onehot[:, k, :]`` (unrolled: part of one fused loop)."""
+    return sum(off[..., :, k : k + 1] * wave.onehot[:, k, :] for k in range(wave.onehot.shape[1]))
+
+
+def _wave_rows(wave: _Wave, off: jax.Array, d: jax.Array, *columns: jax.Array) -> jax.Array:
+    """``[A | columns]`` divided by rows by ``A``'s diagonal ``d``, for :func:`_eliminate`."""
+    A = d[:, None] * np.eye(wave.size) + _off_diagonal(wave, off)
+    return _unit_rows(jnp.concatenate([A, *columns], -1), d)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _block_solve(block: _Block, u: jax.Array, d: jax.Array, B: jax.Array) -> jax.Array:
-    """``X = A(u, d)^{-1} B``; derivative ``dX = A^{-1} (dB - dA X)``, ``dA X`` taken sparse."""
-    return _gauss_jordan(_block_matrix(block, u, d), B, block.rounds)
+def _wave_solve(wave: _Wave, off: jax.Array, d: jax.Array, B: jax.Array) -> jax.Array:
+    """``X = A^{-1} B``, ``A = diag(d) + off-diagonal(off)``; ``dX = A^{-1}(dB - dA X)``."""
+    return _eliminate(_wave_rows(wave, off, d, B), wave.size, wave.rounds)
 
 
-@_block_solve.defjvp
-def _block_solve_jvp(block, primals, tangents):
-    u, d, B = primals
-    du, dd, dB = tangents
-    eye = jnp.eye(block.size, dtype=B.dtype)
-    XI = _gauss_jordan(_block_matrix(block, u, d), jnp.concatenate([B, eye], axis=-1), block.rounds)
+@_wave_solve.defjvp
+def _wave_solve_jvp(wave, primals, tangents):
+    off, d, B = primals
+    doff, dd, dB = tangents
+    XI = _eliminate(_wave_rows(wave, off, d, B, np.eye(wave.size)), wave.size, wave.rounds)
     X, inv = XI[:, : B.shape[-1]], XI[:, B.shape[-1] :]
-    dAX = dd[:, None] * X + jnp.sum((block.weight * du[block.flux])[..., None] * X[block.column], 1)
+    Xc = X[wave.column]
+    dAX = dd[..., :, None] * X
+    dAX = dAX + sum(doff[..., :, k : k + 1] * Xc[:, k] for k in range(wave.column.shape[1]))
     return X, inv @ (dB - dAX)
 
 
@@ -194,12 +231,16 @@ def _plan_level(
     equations: dict[EMU, list[tuple[int, float, tuple[EMU, ...]]]],
     row: dict[EMU, int],
     n_rows: int,
+    terms: list[tuple[int, float]],
+    production: dict[tuple[tuple[int, float], ...], int],
 ) -> tuple[dict, int]:
-    """Static solve plan of one EMU size; assigns the pool rows of ``unknown`` in ``row``.
+    """Static solve plan of one EMU size; assigns the pool rows of ``unknown`` in ``row``,
+    appends the ``(flux, weight)`` coefficients of its waves to ``terms`` and numbers the
+    distinct productions ``d`` of its EMUs (their terms) in ``production``.
 
     An EMU made only from one other EMU of its size (whatever the fluxes) has its MID: it is
     an alias and gets no row. The rest are split into strongly connected components solved
-    in waves: one-node components by a division, the others by Gauss-Jordan rounds.
+    in waves, each wave one block-diagonal matrix whose rows follow its pivot rounds.
     """
     m = len(unknown)
     local = {e: i for i, e in enumerate(unknown)}
@@ -230,81 +271,65 @@ def _plan_level(
     core = [i for i in range(m) if root[i] == i]
     index = {i: k for k, i in enumerate(core)}
     edges = [(index[i], index[find(j)]) for i in core for _, _, j in same[i] if find(j) != i]
-    waves = _waves(len(core), edges)
     neighbours = defaultdict(set)
     for a, b in edges:
         neighbours[a].add(b)
-    slices = {}
-    for wave in waves:
-        # a block's EMUs in the order of its pivot rounds: each round is a contiguous slice
-        for c, comp in enumerate(wave):
-            if len(comp) > 1:
-                pattern = np.array([[k == r or r in neighbours[k] for r in comp] for k in comp])
-                order, slices[min(comp)] = _pivot_slices(pattern)
-                wave[c] = [comp[i] for i in order]
-        for comp in wave:
-            for k in comp:
-                row[unknown[core[k]]] = n_rows
-                n_rows += 1
+    # a wave's EMUs in the order of its pivot rounds: each round is a contiguous slice
+    waves = []
+    for wave in _waves(len(core), edges):
+        nodes = [k for comp in wave for k in comp]
+        pattern = np.array([[k == r or r in neighbours[k] for r in nodes] for k in nodes])
+        order, rounds = _pivot_slices(pattern)
+        waves.append(([nodes[i] for i in order], rounds, n_rows))
+        for i in order:
+            row[unknown[core[nodes[i]]]] = n_rows
+            n_rows += 1
     for i in range(m):
         row[unknown[i]] = row[unknown[find(i)]]
-    comps = [comp for wave in waves for comp in wave]
-    comp_of = {k: c for c, comp in enumerate(comps) for k in comp}
+
+    def add(coefs: np.ndarray) -> tuple[int, int]:
+        terms.extend(zip(coefs[..., 0].astype(int).ravel(), coefs[..., 1].ravel(), strict=True))
+        return len(terms) - coefs[..., 0].size, len(terms)
+
     plans = []
-    for wave in waves:
-        nodes = [k for comp in wave for k in comp]
+    for nodes, rounds, first in waves:
         pos = {k: p for p, k in enumerate(nodes)}
-        terms, diag, blocks = [], [], []
+        rhs, off, prod = [], [], []
         for k in nodes:
             i = core[k]
             t = [(f, w, *[row[s] for s in src]) for f, w, src in known[i]]
             d = [(f, w) for f, w, _ in known[i]]
+            a = []
             for f, w, j in same[i]:
                 r = index[find(j)]
                 if r == k:
                     continue  # produced from itself: cancels on both sides
                 d.append((f, w))
-                if comp_of[r] != comp_of[k]:
+                if r in pos:
+                    a.append((f, -w, pos[r]))
+                else:
                     t.append((f, w, row[unknown[core[r]]]))
-            terms.append(t)
-            diag.append(d)
-        kmax = max((len(t) - 2 for ts in terms for t in ts), default=1)
-        terms = [[t + (0,) * (kmax + 2 - len(t)) for t in ts] for ts in terms]
-        t_arr = _padded(terms, (0, 0.0) + (0,) * kmax)
-        d_arr = _padded(diag, (0, 0.0))
-        for comp in wave:
-            if len(comp) == 1:
-                continue
-            b, off = len(comp), pos[comp[0]]
-            entries: list[list[tuple[int, float, int]]] = [[] for _ in range(b)]
-            for k in comp:
-                for f, w, j in same[core[k]]:
-                    r = index[find(j)]
-                    if r != k and comp_of[r] == comp_of[k]:
-                        entries[pos[k] - off].append((f, -w, pos[r] - off))
-            e = _padded(entries, (0, 0.0, 0))
-            column = e[..., 2].astype(int)
-            onehot = (column[..., None] == np.arange(b)) & (e[..., 1:2] != 0)
-            blocks.append(
-                _Block(
-                    off,
-                    b,
-                    e[..., 0].astype(int),
-                    e[..., 1],
-                    column,
-                    onehot * 1.0,
-                    slices[min(comp)],
-                )
-            )
+            rhs.append(t)
+            prod.append(production.setdefault(tuple(d), len(production)))
+            off.append(a)
+        kmax = max((len(t) - 2 for ts in rhs for t in ts), default=1)
+        rhs = [[t + (0,) * (kmax + 2 - len(t)) for t in ts] for ts in rhs]
+        t_arr = _padded(rhs, (0, 0.0) + (0,) * kmax)
+        a_arr = _padded(off, (0, 0.0, 0))
+        column = a_arr[..., 2].astype(int)
+        onehot = (column[..., None] == np.arange(len(nodes))) & (a_arr[..., 1:2] != 0)
         plans.append(
-            dict(
-                t_flux=t_arr[..., 0].astype(int),
-                t_weight=t_arr[..., 1],
-                t_factors=t_arr[..., 2:].astype(int),
-                d_flux=d_arr[..., 0].astype(int),
-                d_weight=d_arr[..., 1],
-                n_single=sum(len(c) == 1 for c in wave),
-                blocks=blocks,
+            _Wave(
+                row=first,
+                size=len(nodes),
+                mid_width=len(unknown[0][1]) + 1,
+                production=np.array(prod, dtype=int),
+                factors=t_arr[..., 2:].astype(int),
+                rhs=add(t_arr[..., :2]),
+                off=add(a_arr[..., :2]),
+                column=column,
+                onehot=onehot * 1.0,
+                rounds=rounds,
             )
         )
     return dict(size=len(unknown[0][1]), waves=plans), n_rows
@@ -369,12 +394,21 @@ class EMUSimulator:
         self.n_unknown = len(equations)
         self.levels = []
         n_rows = 1 + len(self.input_emus)
+        terms: list[tuple[int, float]] = []
+        production: dict[tuple[tuple[int, float], ...], int] = {}
         for n in sorted({len(p) for _, p in equations}):
             level, n_rows = _plan_level(
-                [e for e in equations if len(e[1]) == n], equations, row, n_rows
+                [e for e in equations if len(e[1]) == n], equations, row, n_rows, terms, production
             )
             self.levels.append(level)
         self.n_rows = n_rows
+        # every coefficient is one gather ``weight * u[flux]``; the productions come last
+        prod = _padded([list(d) for d in production], (0, 0.0))
+        self._production_shape = prod.shape[:2]
+        self._production = np.concatenate([w.production for lv in self.levels for w in lv["waves"]])
+        terms.extend(zip(prod[..., 0].astype(int).ravel(), prod[..., 1].ravel(), strict=True))
+        self._flux = np.array([f for f, _ in terms], dtype=int)
+        self._weight = np.array([w for _, w in terms], dtype=float)
         self.target_rows = np.array([row[e] for e in self.targets], dtype=int)
         self.emu_rows = dict(row)
 
@@ -404,26 +438,29 @@ class EMUSimulator:
         """MIDs of every EMU: row :attr:`emu_rows` ``[emu]``; row 0 is the unit MID."""
         dtype = jnp.result_type(u, input_mids)
         unit = jnp.zeros((1, self.width), dtype).at[0, 0].set(1.0)
-        parts = [unit, jnp.asarray(input_mids, dtype)]
+        n_solved = self.n_rows - 1 - len(self.input_emus)
+        pool = jnp.concatenate(
+            [unit, jnp.asarray(input_mids, dtype), jnp.zeros((n_solved, self.width), dtype)]
+        )
+        g = self._weight * u[self._flux]
+        n_prod = int(np.prod(self._production_shape))
+        d = jnp.sum(g[g.size - n_prod :].reshape(self._production_shape), 1)
+        d = d[self._production]  # per solved pool row, from row 1 + n_inputs
+        first = 1 + len(self.input_emus)
         for lv in self.levels:
-            w = lv["size"] + 1
             for wave in lv["waves"]:
-                pool = jnp.concatenate(parts)
-                coef = wave["t_weight"] * u[wave["t_flux"]]
-                factors = wave["t_factors"]
-                Y = pool[factors[..., 0], :w]
-                for f in range(1, factors.shape[-1]):
-                    Y = _convolve(Y, pool[factors[..., f], :w])
-                rhs = jnp.sum(coef[..., None] * Y, axis=1)
-                d = jnp.sum(wave["d_weight"] * u[wave["d_flux"]], axis=1)
-                s = wave["n_single"]
-                xs = [rhs[:s] / d[:s, None]] if s else []
-                for block in wave["blocks"]:
-                    sl = slice(block.offset, block.offset + block.size)
-                    xs.append(_block_solve(block, u, d[sl], rhs[sl]))
-                x = xs[0] if len(xs) == 1 else jnp.concatenate(xs)
-                parts.append(jnp.pad(x, [(0, 0), (0, self.width - w)]))
-        return jnp.concatenate(parts)
+                n, w = wave.size, wave.mid_width
+                sl = slice(wave.row - first, wave.row - first + n)
+                c = g[slice(*wave.rhs)].reshape(n, -1)
+                off = g[slice(*wave.off)].reshape(n, -1)
+                Y = pool[wave.factors][..., :w]
+                conv = Y[:, :, 0]
+                for f in range(1, Y.shape[2]):
+                    conv = _convolve(conv, Y[:, :, f])
+                rhs = sum(c[:, k : k + 1] * conv[:, k] for k in range(c.shape[1]))
+                X = jnp.pad(_wave_solve(wave, off, d[sl], rhs), [(0, 0), (0, self.width - w)])
+                pool = jax.lax.dynamic_update_slice(pool, X.astype(dtype), (wave.row, 0))
+        return pool
 
     def simulate(self, u: jax.Array, input_mids: jax.Array) -> jax.Array:
         """Target MIDs ``(n_targets, width)`` at gross fluxes ``u``; zero-padded past each size."""
