@@ -409,44 +409,6 @@ def _min_scale(network, members: np.ndarray, total: float) -> float:
     return MIN_SCALE_FRACTION * total / capacity if capacity > 0 else 0.0
 
 
-def _falcon_run(
-    split,
-    members,
-    e_scaled,
-    sigma_scaled,
-    flux_floor,
-    order,
-    min_scale,
-    max_iterations,
-    tol,
-    fit_open_reactions,
-    solver_options,
-) -> tuple[np.ndarray, float, np.ndarray, int]:
-    """One FALCON run: LP solves, fixing directions until no new reaction becomes irreversible;
-    returns the split fluxes, the objective, the closed columns and the iteration count."""
-    lp = FalconLP(
-        split,
-        members,
-        e_scaled,
-        sigma_scaled,
-        flux_floor,
-        order,
-        fit_open_reactions=fit_open_reactions,
-        min_scale=min_scale,
-        **solver_options,
-    )
-    closed = np.zeros(len(split.reactions))
-    count, it = _n_irreversible(split, closed), 0
-    while True:
-        it += 1
-        v_irr, obj = lp.solve(closed)
-        closed = _fix_directions(split, v_irr, closed, tol, close_balanced=fit_open_reactions)
-        new = _n_irreversible(split, closed)
-        if new <= count or it >= max_iterations:
-            return v_irr, obj, closed, it
-        count = new
-
-
 def _falcon_runs(
     network,
     e,
@@ -473,25 +435,39 @@ def _falcon_runs(
 
     split = network.split_irreversible()
     rng = np.random.default_rng(seed)
+
+    def run(order) -> tuple[np.ndarray, float, np.ndarray, int]:
+        """One run in column ``order``: LP solves, fixing directions until no new reaction
+        becomes irreversible; the split fluxes, objective, closed columns, iteration count."""
+        lp = FalconLP(
+            split,
+            members,
+            e_scaled,
+            sigma_scaled,
+            flux_floor,
+            order,
+            fit_open_reactions=fit_open_reactions,
+            min_scale=min_scale,
+            **solver_options,
+        )
+        closed = np.zeros(len(split.reactions))
+        count, it = _n_irreversible(split, closed), 0
+        while True:
+            it += 1
+            v_irr, obj = lp.solve(closed)
+            closed = _fix_directions(split, v_irr, closed, tol, close_balanced=fit_open_reactions)
+            new = _n_irreversible(split, closed)
+            if new <= count or it >= max_iterations:
+                return v_irr, obj, closed, it
+            count = new
+
     runs, directions, objectives, iterations, seconds = [], [], [], [], []
     for k in range(repeats):
         start = time.perf_counter()
         for attempt in range(REORDER_ATTEMPTS):
             order = None if k == 0 else rng.permutation(len(split.reactions))
             try:
-                v_irr, obj, closed, it = _falcon_run(
-                    split,
-                    members,
-                    e_scaled,
-                    sigma_scaled,
-                    flux_floor,
-                    order,
-                    min_scale,
-                    max_iterations,
-                    tol,
-                    fit_open_reactions,
-                    solver_options,
-                )
+                v_irr, obj, closed, it = run(order)
                 break
             except SolverError as exc:
                 # a column order is arbitrary (it only picks among alternative optima): a run
