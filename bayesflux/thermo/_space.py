@@ -368,13 +368,6 @@ def flux_signs(v_constrained: np.ndarray) -> np.ndarray:
     return (np.sign(v) * (np.abs(v) > ZERO_FLUX)).astype(np.int8)
 
 
-def random_chords(
-    key: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, D: jax.Array | None = None
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """:func:`chords` along ``D z`` with ``z`` standard normal from ``key``."""
-    return chords(jax.random.normal(key, y.shape, dtype=y.dtype), y, A, b, D)
-
-
 def chords(
     z: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, D: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -415,7 +408,7 @@ def _plain_chain(keys: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, n: i
 
     def step(y, key):
         k1, k2 = jax.random.split(key)
-        theta, lo, hi = random_chords(k1, y, A, b)
+        theta, lo, hi = chords(jax.random.normal(k1, y.shape, dtype=y.dtype), y, A, b)
         lam = jax.random.uniform(k2, lo.shape, y.dtype, lo, hi)
         y = y + lam[:, None] * theta
         return y, y

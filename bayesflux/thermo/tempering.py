@@ -166,10 +166,10 @@ def _advance(
         log_gaps = jnp.where(active & ~sampling, gaps, log_gaps)
         slot = (u - u_block) // moves
         ys = ys.at[slot].set(jnp.where(last & ~blocked, y_new[:, 0], ys[slot]))
-        after = (y_new, e_new, log_gaps, ys, tries, accepts, moved)
-        state = jax.tree.map(lambda old, new: jnp.where(blocked, old, new), before, after)
-        state = (*state[:3], ys, *state[4:])  # the buffer: written above only if not blocked
-        return jnp.where(blocked, u, u + 1), state, blocked
+        # a void tick changes nothing (the buffer slot above is written only if not blocked)
+        after = (y_new, e_new, log_gaps, tries, accepts, moved)
+        kept = tuple(jnp.where(blocked, a, b) for a, b in zip(before[:3] + before[4:], after))
+        return jnp.where(blocked, u, u + 1), (*kept[:3], ys, *kept[3:]), blocked
 
     u, state, _ = jax.lax.while_loop(cond, body, (u, state, False))
     return state, u
