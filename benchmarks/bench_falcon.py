@@ -1,14 +1,23 @@
 """FALCON on the Lee et al. (2012) yeast data: seed 003 Table 1 (Pearson r) with timings.
 
-Run: ``python benchmarks/bench_falcon.py [--repeats 4] [--models 5.21 7.6]``.
+Run: ``python benchmarks/bench_falcon.py [--repeats 4] [--models 5.21 7.6] [--fit-open-reactions]``.
 
 For Yeast 5.21 / 7.6, highly (HC, as shipped) and minimally (MC) constrained, 75% and 85% of
 maximal growth: FALCON's fluxes of the 7 measured exchange reactions are scaled so the glucose
 uptake equals the measured one (glucose exchange is bounded by -1) and compared by Pearson r.
 ``r(mean)`` uses the mean over ``--repeats`` runs (alternative optima, as the paper averaged 32
-runs); ``r(run)`` lists single runs. Paper (Gurobi): Yeast 5 HC 0.99 / 0.99, Yeast 5 MC 75% 1.0,
-Yeast 7 HC 0.99 / 0.98, Yeast 7 MC 0.98 / 0.97; Yeast 7 HC in 5.5 s. The paper used Yeast 7.00;
-7.6 is the available substitute.
+runs); ``r(best)`` is that of the run with the lowest FALCON objective (the objective of its net
+fluxes, comparable across runs); ``r(run)/objective`` lists single runs. Paper (Gurobi): Yeast 5
+HC 0.99 / 0.99, Yeast 5 MC 75% 1.0, Yeast 7 HC 0.99 / 0.98, Yeast 7 MC 0.98 / 0.97; Yeast 7 HC in
+5.5 s. The paper used Yeast 7.00; 7.6 is the available substitute.
+
+On Yeast 7.6 MC the exchange fluxes are not determined by FALCON's objective: with 6 repeats the
+run with the lowest objective has r = 0.35 at 75% (single runs 0.35-0.77), ethanol secretion is
+0 in some runs, and groups such as pyruvate decarboxylase with its acetoin-forming twin (one rule,
+one residual, both opened by the MC preparation) can fit their abundance by running against each
+other. ``--fit-open-reactions`` (Algorithm 3.1 as printed) reaches r(mean) 0.93 / 0.93 there but
+drops Yeast 5.21 HC 85% to 0.96 and Yeast 7.6 HC 85% to 0.89, so the reference formulation stays
+the default.
 """
 
 from __future__ import annotations
@@ -47,11 +56,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--models", nargs="+", default=["5.21", "7.6"])
     parser.add_argument("--constraints", nargs="+", default=["high", "minimal"])
+    parser.add_argument(
+        "--fit-open-reactions",
+        action="store_true",
+        help="fit every group from the first LP (Algorithm 3.1 as printed), not only the "
+        "reactions the iteration made irreversible (the reference falcon.m)",
+    )
     args = parser.parse_args()
     lee = datasets.shared_data_dir() / "falcon_yeast" / "lee2012"
     print(
-        f"{'model':6} {'cons':8} {'cond':4} {'r(mean)':>8} {'paper':>6} {'s/run':>6} "
-        f"{'iter':>5}  r(run)"
+        f"{'model':6} {'cons':8} {'cond':4} {'r(mean)':>8} {'r(best)':>8} {'paper':>6} "
+        f"{'s/run':>6} {'iter':>5}  r(run)/objective"
     )
     for version in args.models:
         for constraints in args.constraints:
@@ -61,7 +76,13 @@ def main() -> None:
                 measured = read_flux_data(lee / f"experimental_fluxes_{cond}.txt").to_numpy()
                 start = time.perf_counter()
                 try:
-                    res = falcon(net, genes["mean"], genes["std"], repeats=args.repeats)
+                    res = falcon(
+                        net,
+                        genes["mean"],
+                        genes["std"],
+                        repeats=args.repeats,
+                        fit_open_reactions=args.fit_open_reactions,
+                    )
                 except BayesfluxError as exc:
                     print(f"{version:6} {constraints:8} {cond:4} failed: {exc}")
                     continue
@@ -69,11 +90,13 @@ def main() -> None:
                 runs = res["runs"].sel(reaction=EXCHANGES).values
                 r_runs = [pearson(v, measured) for v in runs]
                 r_mean = pearson(runs.mean(axis=0), measured)
+                objective = res["objective"].values
+                r_best = r_runs[int(np.argmin(objective))]
                 paper = PAPER.get((version, constraints, cond), float("nan"))
                 print(
-                    f"{version:6} {constraints:8} {cond:4} {r_mean:8.3f} {paper:6.2f} "
-                    f"{per_run:6.2f} {res.attrs['iterations']:5.1f}  "
-                    f"{' '.join(f'{r:.2f}' for r in r_runs)}",
+                    f"{version:6} {constraints:8} {cond:4} {r_mean:8.3f} {r_best:8.3f} "
+                    f"{paper:6.2f} {per_run:6.2f} {res.attrs['iterations']:5.1f}  "
+                    f"{' '.join(f'{r:.2f}/{o:.0f}' for r, o in zip(r_runs, objective))}",
                     flush=True,
                 )
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from bayesflux.errors import ConfigError, InfeasibleError, NetworkError
+from bayesflux.errors import ConfigError, InfeasibleError, NetworkError, SolverError
 from bayesflux.expression.abundance import abundance_vector, enzyme_abundance, group_abundance
 from bayesflux.labeling.measurements import LabelingProblem
 from bayesflux.models.posterior import Coupling, Latent
@@ -227,6 +228,8 @@ class ExpressionLaplace:
 
         Only ``w`` (the fluxes in abundance units) is identified: ``k`` may take any value that
         keeps ``w / k`` within the flux bounds, so compare fluxes through ``w`` (``flux * k``).
+        At ``time_limit`` the best flux found is returned with a warning and attrs status
+        ``'user_limit'``; a SolverError if none was found, an InfeasibleError if none exists.
         """
         import cvxpy as cp
 
@@ -267,14 +270,46 @@ class ExpressionLaplace:
         dev = cp.abs(self.members @ (wp + wm) - self.abundance)
         problem = cp.Problem(cp.Minimize(cp.sum(cp.multiply(1.0 / self.sigma, dev))), cons)
         problem.solve(solver=cp.HIGHS, time_limit=time_limit, mip_rel_gap=1e-9)
-        if problem.status not in ("optimal", "optimal_inaccurate"):
-            raise InfeasibleError(f"MAP of the expression model: solver status {problem.status}")
+        if problem.status in ("infeasible", "infeasible_inaccurate"):
+            raise InfeasibleError(
+                "MAP of the expression model: no steady-state flux within the bounds and the "
+                "extra constraints"
+            )
+        if problem.status == "user_limit" and self._feasible(network, w.value, k.value):
+            warnings.warn(
+                f"MAP of the expression model: time limit of {time_limit} s reached; returning "
+                "the best flux found, not proven to be the global mode (attrs status "
+                "'user_limit')",
+                stacklevel=2,
+            )
+        elif problem.status not in ("optimal", "optimal_inaccurate"):
+            hint = f"; raise time_limit ({time_limit} s)" if problem.status == "user_limit" else ""
+            raise SolverError(
+                f"MAP of the expression model: HiGHS ended with status {problem.status!r} "
+                f"before finding a feasible flux{hint}"
+            )
         kv = float(k.value)
         flux = np.asarray(w.value) / kv
         return xr.Dataset(
             {"flux": ("reaction", flux)},
             coords={"reaction": list(network.reactions)},
             attrs={"k": kv, "objective": float(problem.value), "status": problem.status},
+        )
+
+    def _feasible(self, network: Network, w, k, tol: float = 1e-6) -> bool:
+        """Whether a point a stopped MILP returned is a flux: ``k`` in its bounds, ``S w = 0``
+        and ``k lb <= w <= k ub`` to ``tol`` (HiGHS may hand back its start instead)."""
+        if w is None or k is None or not np.all(np.isfinite(w)) or not np.isfinite(k):
+            return False
+        k = float(k)
+        lo, hi = self.scale_bounds
+        if not lo * (1 - tol) <= k <= hi * (1 + tol):
+            return False
+        scale = tol * max(1.0, float(np.max(np.abs(w))))
+        return bool(
+            np.max(np.abs(network.S @ w), initial=0.0) <= scale
+            and np.all(w >= k * network.lb - scale)
+            and np.all(w <= k * network.ub + scale)
         )
 
     def observed_data(self) -> dict[str, xr.DataArray]:

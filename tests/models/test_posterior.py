@@ -9,7 +9,7 @@ import scipy.integrate
 import scipy.stats
 
 from bayesflux import Network
-from bayesflux.errors import ConfigError, NetworkError
+from bayesflux.errors import ConfigError, NetworkError, SolverError
 from bayesflux.models import (
     Coupling,
     ExpressionCapacity,
@@ -157,6 +157,15 @@ def test_global_mode_bounds_falcon_and_every_draw(textbook, falcon_case):
     integral = scipy.integrate.quad(f, a, b, points=breaks, limit=500)[0]
     expected = np.log(integral) - shift - np.log(b - a)
     np.testing.assert_allclose(float(term._log_marginal(g0)), expected, rtol=1e-9)
+
+
+def test_global_mode_out_of_time_is_a_solver_error(textbook, falcon_case):
+    """A MILP stopped before it has a flux is a SolverError naming the time limit, not an
+    infeasibility (HiGHS hands back its start, k = 0, which is no flux)."""
+    expression, std, _ = falcon_case
+    term = ExpressionLaplace(textbook, expression, std)
+    with pytest.raises(SolverError, match="time_limit"):
+        term.map_estimate(textbook, time_limit=1e-9)
 
 
 def test_joint_polytope_errors(fork):
