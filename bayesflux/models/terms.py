@@ -238,7 +238,8 @@ class ExpressionLaplace:
         lb, ub = network.lb, network.ub
         k_lo, k_hi = self.scale_bounds
         big = k_hi * float(np.max(np.abs(np.concatenate([lb, ub]))))
-        wp, wm = cp.Variable(n, nonneg=True), cp.Variable(n, nonneg=True)
+        # finite variable bounds keep cvxpy's bound propagation free of 0 * inf (NaN warnings)
+        wp, wm = cp.Variable(n, bounds=[0.0, big]), cp.Variable(n, bounds=[0.0, big])
         y = cp.Variable(n, boolean=True)
         k = cp.Variable()
         w = wp - wm
