@@ -11,13 +11,12 @@ fluxes, comparable across runs); ``r(run)/objective`` lists single runs. Paper (
 HC 0.99 / 0.99, Yeast 5 MC 75% 1.0, Yeast 7 HC 0.99 / 0.98, Yeast 7 MC 0.98 / 0.97; Yeast 7 HC in
 5.5 s. The paper used Yeast 7.00; 7.6 is the available substitute.
 
-On Yeast 7.6 MC the exchange fluxes are not determined by FALCON's objective: with 6 repeats the
-run with the lowest objective has r = 0.35 at 75% (single runs 0.35-0.77), ethanol secretion is
-0 in some runs, and groups such as pyruvate decarboxylase with its acetoin-forming twin (one rule,
-one residual, both opened by the MC preparation) can fit their abundance by running against each
-other. ``--fit-open-reactions`` (Algorithm 3.1 as printed) reaches r(mean) 0.93 / 0.93 there but
-drops Yeast 5.21 HC 85% to 0.96 and Yeast 7.6 HC 85% to 0.89, so the reference formulation stays
-the default.
+Yeast 7.6's exchange fluxes are not determined by FALCON's objective: at HC 85% four runs end
+at the same objective (10130) with r 0.95-0.97; at MC 75% the lowest objective has r 0.60 and
+r does not follow the objective (0.60-0.96). On the MC model groups such as pyruvate
+decarboxylase and its acetoin-forming twin (one rule, one residual, both opened) can fit their
+abundance by running against each other. ``--fit-open-reactions`` runs Algorithm 3.1 as printed
+(every group fitted from the first LP) for comparison; the reference formulation is the default.
 """
 
 from __future__ import annotations

@@ -97,6 +97,7 @@ class FalconLP:
         m = len(split.reactions)
         g = len(abundance)
         self.m, self.g = m, g
+        self._split = split
         self.order = np.arange(m) if order is None else np.asarray(order)
         self._origin = split.origin[self.order]
         self._n_cols = np.bincount(split.origin, minlength=split.to_net.shape[0])
@@ -231,7 +232,23 @@ class FalconLP:
         x = np.where(x > 1e-9 * max(float(x.max()), 0.0), x, 0.0)
         v_irr = np.empty(self.m)
         v_irr[self.order] = x / t
+        self._check_steady_state(v_irr)
         return v_irr, float(self.highs.getInfo().objective_function_value)
+
+    def _check_steady_state(self, v_irr: np.ndarray, rtol: float = 1e-6) -> None:
+        """Raise SolverError unless ``S v = 0`` and the bounds hold to ``rtol`` of max |v|:
+        an optimum that HiGHS accepts within its absolute tolerances can still be far from a
+        steady state once divided by a small ``t``."""
+        split = self._split
+        slack = rtol * max(1.0, float(np.max(np.abs(v_irr), initial=0.0)))
+        imbalance = float(np.max(np.abs(split.S @ v_irr), initial=0.0))
+        outside = float(np.max(np.maximum(split.lb - v_irr, v_irr - split.ub), initial=0.0))
+        if imbalance > slack or outside > slack:
+            raise SolverError(
+                f"FALCON LP: the solution is no steady state within the bounds (max |S v| = "
+                f"{imbalance:.2e}, bound violation {outside:.2e}, max |v| = "
+                f"{slack / rtol:.3g}); the LP is badly scaled"
+            )
 
 
 def _fix_directions(
@@ -425,11 +442,12 @@ def _falcon_runs(
     solver_options,
 ) -> xr.Dataset:
     """The runs of :func:`falcon` at one flux floor."""
-    # seed 003 scales e so that sum(e) = V. The LP is invariant to scaling e and sigma together
-    # (x, t, d' scale along; v = x / t and the objective do not change), so this is numerics
-    # only; a mean scaled abundance of 1 was tried and took 58 instead of 10 iterations on
-    # Yeast 7.6 HC 85% (r 0.95 instead of 0.98), so the paper's scale stays
-    scale = flux_floor / e.sum() if e.sum() > 0 else 1.0
+    # The LP is invariant to scaling e and sigma together (x, t, d' scale along; v = x / t and
+    # the objective do not change), so the scale is numerics only: a mean scaled abundance of 1
+    # keeps x and d' of order 1 against HiGHS's absolute tolerances (1e-7). Seed 003 scales
+    # sum(e) to V instead; with our small V (~1e-4 on yeast) that put x near 1e-6 and left
+    # steady-state errors |S v| up to 0.47 (Yeast 7.6 MC) in fluxes of order 1
+    scale = e.size / e.sum() if e.sum() > 0 else 1.0
     e_scaled, sigma_scaled = e * scale, sigma * scale
     min_scale = _min_scale(network, members, float(e_scaled.sum()))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import numpy as np
@@ -217,6 +218,31 @@ def test_bad_input(branch):
         falcon(branch.with_bounds({"EX_C": (20, 30)}), {"g1": 1.0, "g3": 1.0})
     with pytest.raises(ValueError, match="repeats"):
         falcon(branch, {"g1": 1.0}, repeats=0)
+
+
+@pytest.mark.parametrize("factor", [1e-6, 1e4])
+def test_fluxes_scale_with_the_bounds(branch, factor):
+    """Scaling every bound by ``factor`` scales FALCON's fluxes by it (the fit is of ratios),
+    and they stay a steady state: the LP's own scale follows the abundance, not the bounds."""
+    genes = {"g1": 1.0, "g2": 1.0, "g3": 3.0, "g4": 0.2, "g5": 2.5}
+    scaled = dataclasses.replace(branch, lb=branch.lb * factor, ub=branch.ub * factor)
+    base, small = falcon(branch, genes), falcon(scaled, genes)
+    v, w = base["flux"].values, small["flux"].values
+    np.testing.assert_allclose(w / factor, v, rtol=1e-6, atol=1e-9 * np.abs(v).max())
+    np.testing.assert_allclose(scaled.S @ w, 0, atol=1e-9 * np.abs(w).max())
+    assert float(small["objective"][0]) == pytest.approx(float(base["objective"][0]), rel=1e-6)
+
+
+def test_yeast76_fluxes_are_a_steady_state(shared_data):
+    """Yeast 7.6 HC at 75%: with the abundance scaled to sum V (seed 003) the LP sat at HiGHS's
+    tolerances and its fluxes missed mass balance by up to 0.07 (0.47 on the MC model)."""
+    from bayesflux.expression import read_gene_data
+
+    genes = read_gene_data(shared_data / "falcon_yeast" / "lee2012" / "genedata_75.txt")
+    net = datasets.yeast("7.6")
+    v = falcon(net, genes["mean"], genes["std"])["flux"].values
+    assert np.abs(net.S @ v).max() <= 1e-9 * np.abs(v).max()
+    assert np.all(v >= net.lb - 1e-9) and np.all(v <= net.ub + 1e-9)
 
 
 def test_yeast5_high_constraints_75(shared_data):
