@@ -48,6 +48,15 @@ class IrreversibleSplit(NamedTuple):
     to_net: sp.csr_array
 
 
+def steady_state_violation(S, v: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> float:
+    """``max(|S v|_inf, bound violation) / max(1, |v|_inf)``: how far ``v`` is from a steady
+    state within ``[lb, ub]``, relative to its size (0 for a feasible flux)."""
+    v = np.asarray(v, dtype=float)
+    imbalance = float(np.max(np.abs(S @ v), initial=0.0))
+    outside = float(np.max(np.maximum(lb - v, v - ub), initial=0.0))
+    return max(imbalance, outside) / max(1.0, float(np.max(np.abs(v), initial=0.0)))
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=float, copy=True)
     a.flags.writeable = False
