@@ -15,8 +15,11 @@ A config names a model, optional bound overrides, an output file and a list of s
     fraction = 0.9                           # the step's keyword options
 
 Each finished step is written to the output at once (atomically), as one DataTree node named after
-the step. Re-running the same config reuses the steps already in the output whose options are
-unchanged, so an interrupted run loses nothing it had finished.
+the step (``name``, default the kind; a ``posterior`` step is ``flux_posterior`` by default). A
+step may not take the name of an ArviZ group (``posterior``, ``sample_stats``, ...): ArviZ reads
+a DataTree named after a group as that group itself, so ``az.summary(results["posterior"])`` would
+find no variables. Re-running the same config reuses the steps already in the output whose
+options are unchanged, so an interrupted run loses nothing it had finished.
 """
 
 from __future__ import annotations
@@ -59,6 +62,37 @@ class Step:
 
 
 STEPS: dict[str, Step] = {}
+
+#: the groups of the ArviZ InferenceData schema (each also with a ``warmup_`` prefix): no step
+#: node may be named after one, since ArviZ takes a DataTree of that name for the group itself
+_ARVIZ_GROUPS = frozenset(
+    {
+        "posterior",
+        "posterior_predictive",
+        "predictions",
+        "log_likelihood",
+        "log_prior",
+        "sample_stats",
+        "prior",
+        "prior_predictive",
+        "sample_stats_prior",
+        "observed_data",
+        "constant_data",
+        "predictions_constant_data",
+        "unconstrained_posterior",
+        "unconstrained_prior",
+    }
+)
+
+
+def _default_name(kind: str) -> str:
+    """The node name of a step without ``name``: its kind, ``flux_<kind>`` for a kind that is an
+    ArviZ group name (the ``posterior`` step is ``flux_posterior``)."""
+    return f"flux_{kind}" if _is_arviz_group(kind) else kind
+
+
+def _is_arviz_group(name: str) -> bool:
+    return name.removeprefix("warmup_") in _ARVIZ_GROUPS
 
 
 def register_step(
@@ -142,7 +176,12 @@ def load_config(path: str | Path) -> Config:
             raise ConfigError(
                 f"{path}: step {i} has kind {kind!r}; known kinds: {', '.join(sorted(STEPS))}"
             )
-        name = str(entry.pop("name", kind))
+        name = str(entry.pop("name", _default_name(kind)))
+        if _is_arviz_group(name):
+            raise ConfigError(
+                f"{path}: step {i}: name {name!r} is an ArviZ group name, which ArviZ would take "
+                f"for that group rather than the step's DataTree; give another 'name'"
+            )
         if name in names:
             raise ConfigError(f"{path}: step {i}: name {name!r} is used twice; give a 'name'")
         names.add(name)

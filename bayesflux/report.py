@@ -4,15 +4,21 @@ Inputs are the ArviZ DataTrees of :meth:`bayesflux.models.FluxPosterior.sample` 
 with ``flux`` over ``reaction`` and latent scalars, ``observed_data``, ``constant_data``, ...) or
 of :func:`bayesflux.sampling.sample_fluxes` (``posterior/flux`` and ``sample_stats`` only).
 
-* :func:`flux_summary` — per reaction: mean, sd, median, highest-density interval, rank-normalised
+* :func:`flux_summary` — per reaction: mean, sd, median, credible interval, rank-normalised
   split R-hat, bulk and tail ESS (Vehtari et al. 2021, *Bayesian Analysis* 16(2), via
   ``arviz_stats``);
-* :func:`flux_forest` — medians with 50% and ``prob`` HDI bars of the most variable reactions;
+* :func:`flux_forest` — medians with 50% and ``ci_prob`` interval bars of the most variable
+  reactions;
 * :func:`observed_vs_predicted` — measured MIDs with their sd next to the posterior predictive
-  median and HDI, one row per measurement label;
+  median and credible interval, one row per measurement label;
 * :func:`rank_plot` — rank histograms per chain (Vehtari et al. 2021, Sec. 4.1) of the variables
   with the worst R-hat: for well-mixed chains every histogram is flat;
 * :func:`write_report` — the PNGs that apply and ``summary.csv``, written atomically.
+
+Credible intervals follow ArviZ: ``ci_kind`` (``"eti"``, equal-tailed, or ``"hdi"``) and
+``ci_prob`` default to ``arviz_base.rcParams["stats.ci_kind"]`` and ``["stats.ci_prob"]`` (ETI
+and 0.89 out of the box), and the summary's bounds are ``az.summary``'s numbers and column names
+(``eti89_lb``, ``eti89_ub``).
 
 Figures are :class:`matplotlib.figure.Figure` objects drawn with the Agg canvas, without pyplot,
 so nothing is shown and the user's matplotlib backend is left alone.
@@ -93,17 +99,34 @@ def _check_reactions(reactions: Sequence[str], known: Sequence[str], what: str) 
     return reactions
 
 
-def _check_prob(prob: float) -> float:
-    if not 0.5 < prob < 1:
-        raise ConfigError(f"the HDI probability must lie in (0.5, 1), got prob={prob}")
-    return float(prob)
+def _interval(ci_prob: float | None, ci_kind: str | None) -> tuple[float, str]:
+    """``(ci_prob, ci_kind)`` checked, ArviZ's rcParams where ``None`` (as ``az.summary``)."""
+    from arviz_base import rcParams
+
+    prob = float(rcParams["stats.ci_prob"] if ci_prob is None else ci_prob)
+    kind = str(rcParams["stats.ci_kind"] if ci_kind is None else ci_kind)
+    if not 0 < prob < 1:
+        raise ConfigError(f"the credible interval probability must lie in (0, 1), got {prob}")
+    if kind not in ("eti", "hdi"):
+        raise ConfigError(f"ci_kind must be 'eti' or 'hdi', got {kind!r}")
+    return prob, kind
 
 
-def _hdi(da: xr.DataArray, prob: float) -> xr.DataArray:
-    """HDI over (chain, draw) with a ``ci_bound`` ('lower', 'upper') dimension."""
+def _inner_prob(prob: float) -> float:
+    """The inner interval of a forest (ArviZ's ``plot_forest``): 50%, or half of ``prob``."""
+    return 0.5 if prob > 0.5 else 0.5 * prob
+
+
+def _ci(da: xr.DataArray, prob: float, kind: str) -> xr.DataArray:
+    """The ``kind`` interval over (chain, draw), with a ``ci_bound`` ('lower', 'upper') dim."""
     import arviz_stats
 
-    return arviz_stats.hdi(da, prob=prob, dim=list(_SAMPLE_DIMS))
+    fn = arviz_stats.eti if kind == "eti" else arviz_stats.hdi
+    return fn(da, prob=prob, dim=list(_SAMPLE_DIMS))
+
+
+def _ci_label(prob: float, kind: str) -> str:
+    return f"{prob:.0%} {kind.upper()}"
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -136,32 +159,36 @@ def _rows_height(n: int) -> float:
 # summary
 
 
-def flux_summary(tree: xr.DataTree, *, prob: float = 0.94) -> xr.Dataset:
+def flux_summary(
+    tree: xr.DataTree, *, ci_prob: float | None = None, ci_kind: str | None = None
+) -> xr.Dataset:
     """Posterior summary per reaction, as a Dataset over ``reaction``.
 
-    Variables: ``mean``, ``sd`` (``ddof=1``), ``median``, ``hdi_lower``/``hdi_upper`` (the
-    narrowest interval holding ``prob`` of the pooled draws), ``r_hat`` (rank-normalised split
-    R-hat) and ``ess_bulk``/``ess_tail`` (Vehtari et al. 2021, computed by ``arviz_stats``).
-    A reaction whose draws are all equal has an undefined (NaN) ``r_hat``; with one chain
-    ``r_hat`` is NaN too. ``attrs["hdi_prob"]`` records ``prob``.
+    Variables: ``mean``, ``sd`` (``ddof=1``), ``median``, the credible interval of the pooled
+    draws as ``az.summary`` names and computes it (``{ci_kind}{int(100 ci_prob)}_lb`` and
+    ``_ub``, e.g. ``eti89_lb``; ``ci_prob`` and ``ci_kind`` default to ArviZ's rcParams),
+    ``r_hat`` (rank-normalised split R-hat) and ``ess_bulk``/``ess_tail`` (Vehtari et al. 2021,
+    computed by ``arviz_stats``). A reaction whose draws are all equal has an undefined (NaN)
+    ``r_hat``; with one chain ``r_hat`` is NaN too. ``attrs`` record ``ci_prob`` and ``ci_kind``.
     """
     import arviz_stats
 
-    prob = _check_prob(prob)
+    prob, kind = _interval(ci_prob, ci_kind)
     flux = _flux(tree)
-    hdi = _hdi(flux, prob)
+    ci = _ci(flux, prob, kind)
+    name = f"{kind}{int(prob * 100)}"  # az.summary's column names
     out = xr.Dataset(
         {
             "mean": flux.mean(_SAMPLE_DIMS),
             "sd": flux.std(_SAMPLE_DIMS, ddof=1),
             "median": flux.median(_SAMPLE_DIMS),
-            "hdi_lower": hdi.sel(ci_bound="lower", drop=True),
-            "hdi_upper": hdi.sel(ci_bound="upper", drop=True),
+            f"{name}_lb": ci.sel(ci_bound="lower", drop=True),
+            f"{name}_ub": ci.sel(ci_bound="upper", drop=True),
             "r_hat": arviz_stats.rhat(flux),
             "ess_bulk": arviz_stats.ess(flux, method="bulk"),
             "ess_tail": arviz_stats.ess(flux, method="tail"),
         },
-        attrs={"hdi_prob": prob},
+        attrs={"ci_prob": prob, "ci_kind": kind},
     )
     return out.drop_vars([c for c in out.coords if c != "reaction"])
 
@@ -205,13 +232,14 @@ def flux_forest(
     tree: xr.DataTree,
     *,
     reactions: Sequence[str] | None = None,
-    prob: float = 0.94,
+    ci_prob: float | None = None,
+    ci_kind: str | None = None,
     truth: Any = None,
     max_reactions: int = 30,
     observed: bool = True,
     ax: Axes | None = None,
 ) -> Figure:
-    """Forest plot of flux posteriors: median, 50% HDI (thick) and ``prob`` HDI (thin) bars.
+    """Forest plot of flux posteriors: median, 50% (thick) and ``ci_prob`` (thin) intervals.
 
     Parameters
     ----------
@@ -220,8 +248,10 @@ def flux_forest(
     reactions
         Reactions to show, top to bottom. Default: the ``max_reactions`` with the largest
         posterior sd, in network order.
-    prob
-        Probability of the outer highest-density interval, in (0.5, 1) (the inner one is 50%).
+    ci_prob, ci_kind
+        Probability and kind (``"eti"`` or ``"hdi"``) of the outer interval, by default ArviZ's
+        rcParams; the inner one holds 50% (half of ``ci_prob`` where that is at most 50%), as in
+        ``az.plot_forest``.
     truth
         Known fluxes (Series, DataArray over ``reaction`` or mapping), drawn as diamonds labelled
         ``"truth"``; reactions not shown are ignored, unknown reactions raise.
@@ -242,7 +272,7 @@ def flux_forest(
     ConfigError
         An unknown reaction in ``reactions`` or ``truth``, or a tree without ``posterior/flux``.
     """
-    prob = _check_prob(prob)
+    prob, kind = _interval(ci_prob, ci_kind)
     flux = _flux(tree)
     known = _reaction_ids(flux)
     if reactions is None:
@@ -255,7 +285,8 @@ def flux_forest(
         reactions = _check_reactions(reactions, known, "flux_forest(reactions=...)")
     truth_values = _as_truth(truth, known) if truth is not None else {}
     sel = flux.sel(reaction=reactions)
-    outer, inner = _hdi(sel, prob).values, _hdi(sel, 0.5).values
+    inner_prob = _inner_prob(prob)
+    outer, inner = _ci(sel, prob, kind).values, _ci(sel, inner_prob, kind).values
     median = sel.median(_SAMPLE_DIMS).values
 
     own_figure = ax is None
@@ -263,8 +294,8 @@ def flux_forest(
         ax = _new_figure(6.4, _rows_height(len(reactions))).add_subplot()
     y = np.arange(len(reactions))[::-1].astype(float)  # first reaction on top
     ax.axvline(0.0, color=_GREY, lw=0.8, ls=":", zorder=0)
-    ax.hlines(y, outer[:, 0], outer[:, 1], color=_BLUE, lw=1.4, label=f"{prob:.0%} HDI")
-    ax.hlines(y, inner[:, 0], inner[:, 1], color=_BLUE, lw=4.5, label="50% HDI")
+    ax.hlines(y, outer[:, 0], outer[:, 1], color=_BLUE, lw=1.4, label=_ci_label(prob, kind))
+    ax.hlines(y, inner[:, 0], inner[:, 1], color=_BLUE, lw=4.5, label=_ci_label(inner_prob, kind))
     ax.scatter(median, y, s=30, color="white", edgecolor=_BLUE, zorder=3, label="median")
     measured = _observed_fluxes(tree) if observed else {}
     rows = [(yi, measured[r]) for yi, r in zip(y, reactions) if r in measured]
@@ -380,14 +411,15 @@ def observed_vs_predicted(
     predictions: xr.DataArray | None = None,
     *,
     variable: str | None = None,
-    prob: float = 0.94,
+    ci_prob: float | None = None,
+    ci_kind: str | None = None,
     ax: Axes | None = None,
 ) -> Figure:
-    """Measured values (± sd) next to the posterior predictive median and ``prob`` HDI.
+    """Measured values (± sd) next to the posterior predictive median and credible interval.
 
     One row per measurement label (``experiment:fragment:M+k``, ``experiment:FE:met#p``,
     ``flux:reaction``, see :meth:`~bayesflux.labeling.LabelingProblem.labels`). A measurement
-    whose sd bar does not reach the predictive HDI is a misfit worth a look.
+    whose sd bar does not reach the predictive interval is a misfit worth a look.
 
     Parameters
     ----------
@@ -398,8 +430,9 @@ def observed_vs_predicted(
         coordinate where it has one. Default: ``posterior_predictive/<variable>`` of ``tree``.
     variable
         The observed variable; needed only where ``observed_data`` holds several.
-    prob
-        Probability of the predictive HDI.
+    ci_prob, ci_kind
+        Probability and kind (``"eti"`` or ``"hdi"``) of the predictive interval, by default
+        ArviZ's rcParams.
     ax
         Axes to draw into; default a new figure sized to the number of measurements.
 
@@ -407,18 +440,19 @@ def observed_vs_predicted(
     -------
     matplotlib.figure.Figure
     """
-    prob = _check_prob(prob)
+    prob, kind = _interval(ci_prob, ci_kind)
     name, obs = _observed_measurements(tree, variable)
     labels = [str(m) for m in obs["measurement"].values]
     pred = _align(_predictions(tree, predictions, name), labels)
-    hdi = _hdi(pred, prob).values
+    interval = _ci(pred, prob, kind).values
     median = pred.median(_SAMPLE_DIMS).values
 
     own_figure = ax is None
     if ax is None:
         ax = _new_figure(6.4, _rows_height(len(labels))).add_subplot()
     y = np.arange(len(labels))[::-1].astype(float)
-    ax.hlines(y - 0.15, hdi[:, 0], hdi[:, 1], color=_BLUE, lw=3, label=f"predicted {prob:.0%} HDI")
+    label = f"predicted {_ci_label(prob, kind)}"
+    ax.hlines(y - 0.15, interval[:, 0], interval[:, 1], color=_BLUE, lw=3, label=label)
     ax.scatter(
         median, y - 0.15, s=22, color="white", edgecolor=_BLUE, zorder=3, label="predicted median"
     )
@@ -600,12 +634,14 @@ def write_report(
     *,
     truth: Any = None,
     predictions: xr.DataArray | None = None,
-    prob: float = 0.94,
+    ci_prob: float | None = None,
+    ci_kind: str | None = None,
     dpi: int = 120,
 ) -> list[Path]:
     """Write the report of a flux posterior into ``directory``; return the paths written.
 
-    * ``summary.csv`` — :func:`flux_summary`, one row per reaction (always);
+    * ``summary.csv`` — :func:`flux_summary`, one row per reaction (always), and a ``ci_prob``
+      column;
     * ``flux_forest.png`` — :func:`flux_forest` with ``truth`` markers (always);
     * ``observed_vs_predicted.png`` — :func:`observed_vs_predicted`, where ``observed_data``
       holds labelling measurements and ``predictions`` are given or the tree has a
@@ -613,23 +649,23 @@ def write_report(
     * ``rank.png`` — :func:`rank_plot`, where the posterior has at least 2 chains.
 
     Every file is written to a temporary file in ``directory`` and moved into place with
-    ``os.replace``, so an interrupted run never leaves a truncated file.
+    ``os.replace``, so an interrupted run never leaves a truncated file. ``ci_prob`` and
+    ``ci_kind`` (ArviZ's rcParams by default) choose every interval of the report.
     """
-    prob = _check_prob(prob)
+    prob, kind = _interval(ci_prob, ci_kind)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     flux = _flux(tree)
-    summary = flux_summary(tree, prob=prob)
+    summary = flux_summary(tree, ci_prob=prob, ci_kind=kind)
     frame = summary.to_dataframe()
-    frame.insert(len(frame.columns), "hdi_prob", prob)
+    frame.insert(len(frame.columns), "ci_prob", prob)
     written = [_atomic_write(directory / "summary.csv", lambda tmp: frame.to_csv(tmp))]
-    written.append(
-        _save(flux_forest(tree, prob=prob, truth=truth), directory / "flux_forest.png", dpi)
-    )
+    fig = flux_forest(tree, ci_prob=prob, ci_kind=kind, truth=truth)
+    written.append(_save(fig, directory / "flux_forest.png", dpi))
     if _has_measurements(tree) and (
         predictions is not None or _group(tree, "posterior_predictive") is not None
     ):
-        fig = observed_vs_predicted(tree, predictions, prob=prob)
+        fig = observed_vs_predicted(tree, predictions, ci_prob=prob, ci_kind=kind)
         written.append(_save(fig, directory / "observed_vs_predicted.png", dpi))
     if flux.sizes["chain"] >= 2:
         written.append(_save(rank_plot(tree), directory / "rank.png", dpi))

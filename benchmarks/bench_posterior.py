@@ -169,9 +169,9 @@ def run_hmc(post, rounding, per_chain: int, n_reactions: int, args) -> None:
     )
     total = time.perf_counter() - t
     flux = tree.posterior["flux"].values[..., :n_reactions]
-    steps, refl, acc = (
+    steps, refl, acc, div = (
         float(tree.sample_stats[k].mean())
-        for k in ("num_steps", "num_reflections", "acceptance_rate")
+        for k in ("n_steps", "n_reflections", "acceptance_rate", "diverging")
     )
     diag = diagnostics(flux, total)
     print(
@@ -181,7 +181,7 @@ def run_hmc(post, rounding, per_chain: int, n_reactions: int, args) -> None:
     )
     print(
         f"steps (rounded coordinates): [{tree.attrs['step_size_min']:.3f}, "
-        f"{tree.attrs['step_size_max']:.3f}]; acceptance {acc:.3f}"
+        f"{tree.attrs['step_size_max']:.3f}]; acceptance {acc:.3f}, divergent {div:.2%}"
     )
     print(f"total {total:.1f} s (compilation, warm-up and kept draws; MFA fit not included)")
     print(

@@ -141,7 +141,7 @@ def _uniform_chains(space, n: int, chains: int = 1, seed: int = 0) -> np.ndarray
     import jax
     import jax.numpy as jnp
 
-    from bayesflux.thermo._space import _plain_chain
+    from bayesflux.thermo.space import _plain_chain
 
     keys = jax.random.split(jax.random.key(seed), 1)
     y0 = jnp.zeros((chains, space.dim))
@@ -158,8 +158,8 @@ def metabolome_case(t, bounds, *, width: float = 0.05, quantile: float = 0.5):
     concentrations of one feasible state, that of the sign pattern at frequency ``quantile``
     among the patterns of 5000 uniform points of A (0.5: the median pattern, whose feasible set is
     a small union of orthant pieces; 0: the rarest, whose feasible set is a thin part of A)."""
-    from bayesflux.thermo._space import FluxSpace
     from bayesflux.thermo.polytope_b import ConcentrationPolytope, sign_pattern
+    from bayesflux.thermo.space import FluxSpace
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -192,9 +192,9 @@ def _summary(tree) -> dict[str, np.ndarray]:
 
 
 def section_sampling(num: int = 1000) -> None:
-    from bayesflux.thermo._space import FluxSpace
     from bayesflux.thermo.loops import enumerate_loops, sectors
     from bayesflux.thermo.polytope_b import ConcentrationPolytope
+    from bayesflux.thermo.space import FluxSpace
 
     print("== E. coli core, physiological ln c: sectors and strata ==")
     t = thermo.ecoli_core()
@@ -235,9 +235,9 @@ def compare_samplers(tm, stratum, num: int) -> None:
     feasible draws and minimum ESS per second, R-hat, fresh B checks, agreement of means."""
     import arviz as az
 
-    from bayesflux.thermo._space import FluxSpace
     from bayesflux.thermo.orthants import sample_orthants
     from bayesflux.thermo.polytope_b import ConcentrationPolytope, check_sign_pattern, sign_pattern
+    from bayesflux.thermo.space import FluxSpace
     from bayesflux.thermo.tempering import parallel_tempering
 
     with warnings.catch_warnings():

@@ -52,6 +52,38 @@ def rng():
 
 
 @pytest.fixture(scope="session")
+def arviz_reads():
+    """``check(tree)``: ``az.summary``, ``az.rhat``, ``az.ess``, ``az.hdi`` and ``az.plot_forest``
+    (matplotlib's Agg backend) read ``tree`` exactly as bayesflux returns it, no group picked
+    and nothing renamed; returns ``az.summary(tree)`` (one row per flux and latent)."""
+    import arviz as az
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def check(tree):
+        post = tree["posterior"]
+        rows = sum(
+            int(np.prod([post.sizes[d] for d in v.dims if d not in ("chain", "draw")]))
+            for v in post.data_vars.values()
+        )
+        summary = az.summary(tree)
+        assert len(summary) == rows, (len(summary), rows)
+        for fn in (az.rhat, az.ess):
+            out = fn(tree)
+            assert set(out.data_vars) == set(post.data_vars)
+            assert "chain" not in out["flux"].dims and "draw" not in out["flux"].dims
+        hdi = az.hdi(tree)
+        assert hdi["flux"].sizes["ci_bound"] == 2
+        az.plot_forest(tree)
+        plt.close("all")
+        return summary
+
+    return check
+
+
+@pytest.fixture(scope="session")
 def shared_data():
     """``../shared/data``: skipped where absent (a user's clone), a failure under CI=true."""
     path = datasets.shared_data_dir()

@@ -115,19 +115,44 @@ def test_write_report_files_and_summary(tree, tmp_path):
     table = pd.read_csv(paths[0], index_col="reaction", float_precision="round_trip")
     reactions = list(tree["posterior"]["reaction"].values)
     assert list(table.index) == reactions
-    expected = ["mean", "sd", "median", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk", "ess_tail"]
+    # ArviZ's default interval (rcParams: an 89% equal-tailed one) under az.summary's names
+    expected = ["mean", "sd", "median", "eti89_lb", "eti89_ub", "r_hat", "ess_bulk", "ess_tail"]
     assert all(c in table.columns for c in expected)
     assert np.all(np.isfinite(table["r_hat"])) and np.all(table["ess_bulk"] > 0)
-    assert np.all(table["hdi_lower"] <= table["median"])
-    assert np.all(table["median"] <= table["hdi_upper"])
-    assert np.allclose(table["hdi_prob"], 0.94)
+    assert np.all(table["eti89_lb"] <= table["median"])
+    assert np.all(table["median"] <= table["eti89_ub"])
+    assert np.allclose(table["ci_prob"], 0.89)
     # the summary agrees with plain numpy on the draws
     flux = tree["posterior"]["flux"].values.reshape(-1, len(reactions))
     np.testing.assert_allclose(table["mean"], flux.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(table["median"], np.median(flux, axis=0), rtol=1e-12)
-    # a 94% HDI holds 94% of the 400 pooled draws (nearest-rank: at least 376 of them)
-    inside = (flux >= table["hdi_lower"].values) & (flux <= table["hdi_upper"].values)
-    assert np.all(inside.sum(axis=0) >= int(np.ceil(0.94 * flux.shape[0])))
+    lower, upper = np.quantile(flux, [0.055, 0.945], axis=0)
+    np.testing.assert_allclose(table["eti89_lb"], lower, rtol=1e-12)
+    np.testing.assert_allclose(table["eti89_ub"], upper, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("ci_prob", "ci_kind", "columns"),
+    [(None, None, ("eti89_lb", "eti89_ub")), (0.94, "hdi", ("hdi94_lb", "hdi94_ub"))],
+)
+def test_summary_intervals_are_arviz_summary(tree, arviz_reads, ci_prob, ci_kind, columns):
+    """The report's interval bounds are az.summary's numbers under az.summary's column names:
+    by default ArviZ's rcParams (ETI, 0.89), or the kind and probability both are given."""
+    import arviz as az
+
+    arviz_reads(tree)  # FluxPosterior.sample's tree as it is
+    ours = flux_summary(tree, ci_prob=ci_prob, ci_kind=ci_kind)
+    theirs = az.summary(tree, var_names=["flux"], ci_prob=ci_prob, ci_kind=ci_kind, round_to="none")
+    rows = [f"flux[{r}]" for r in ours["reaction"].values]
+    for column in (*columns, "mean", "sd", "r_hat", "ess_bulk", "ess_tail"):
+        np.testing.assert_allclose(
+            ours[column].values, theirs.loc[rows, column].to_numpy(float), rtol=1e-12
+        )
+    if ci_kind == "hdi":
+        # a 94% HDI holds 94% of the 400 pooled draws (nearest-rank: at least 376 of them)
+        flux = tree["posterior"]["flux"].values.reshape(-1, ours.sizes["reaction"])
+        inside = (flux >= ours[columns[0]].values) & (flux <= ours[columns[1]].values)
+        assert np.all(inside.sum(axis=0) >= int(np.ceil(0.94 * flux.shape[0])))
 
 
 def test_rewrite_is_atomic(tree, tmp_path, monkeypatch):
@@ -189,8 +214,10 @@ def test_bad_input_names_the_culprit(tree):
         flux_forest(tree, truth={"GHOST": 1.0})
     with pytest.raises(ConfigError, match="NOPE"):
         rank_plot(tree, var_names=["NOPE"])
-    with pytest.raises(ConfigError, match="prob"):
-        flux_summary(tree, prob=1.5)
+    with pytest.raises(ConfigError, match="probability"):
+        flux_summary(tree, ci_prob=1.5)
+    with pytest.raises(ConfigError, match="ci_kind"):
+        flux_forest(tree, ci_kind="quantile")
     with pytest.raises(ConfigError, match="posterior/flux"):
         flux_forest(xr.DataTree())
 

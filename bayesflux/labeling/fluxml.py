@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from bayesflux.errors import NetworkError
-from bayesflux.labeling.measurements import FluxMeasurement, MSMeasurement, _positions
+from bayesflux.labeling.measurements import FluxMeasurement, MSMeasurement, atom_positions
 from bayesflux.labeling.network import LabelingNetwork
 from bayesflux.labeling.tracers import Experiment, Species
 
@@ -150,7 +150,7 @@ def fluxml_string(
         gid = f"ms_{k}"
         scale = "one" if m.scale in ("none", "normalized") else "auto"
         masses = m.mass_shifts
-        spec = f"{m.metabolite}[{_ranges(_positions(m.atoms))}]#M{','.join(map(str, masses))}"
+        spec = f"{m.metabolite}[{_ranges(atom_positions(m.atoms))}]#M{','.join(map(str, masses))}"
         groups.append(f'<group id="{gid}" scale="{scale}"><textual>{spec}</textual></group>')
         sds = np.broadcast_to(np.asarray(m.sd, float), (len(masses),))
         for w, v, sd in zip(masses, m.values, sds, strict=True):

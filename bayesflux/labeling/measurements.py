@@ -29,13 +29,13 @@ from bayesflux.errors import NetworkError
 from bayesflux.labeling.emu import EMUSimulator
 from bayesflux.labeling.fluxomers import FluxomerSimulator
 from bayesflux.labeling.isotopes import correction_matrix
-from bayesflux.labeling.network import FluxSpace, LabelingNetwork, _equality_rows
+from bayesflux.labeling.network import FluxSpace, LabelingNetwork, equality_rows
 from bayesflux.labeling.tracers import Experiment
 
 __all__ = ["MSMeasurement", "EnrichmentMeasurement", "FluxMeasurement", "LabelingProblem"]
 
 
-def _positions(atoms: str | Sequence[int]) -> tuple[int, ...]:
+def atom_positions(atoms: str | Sequence[int]) -> tuple[int, ...]:
     """1-based positions ``"1-3"``, ``"1,2,4"`` or ``[1, 2]`` -> 0-based sorted tuple."""
     if isinstance(atoms, str):
         out = []
@@ -142,7 +142,7 @@ class LabelingProblem:
             if r not in self.reversible:
                 raise NetworkError(f"exchange flux fixed for {r!r}, which is not reversible")
         nx = len(self.reversible)
-        E, e = _equality_rows(self.reversible, fixed_xch, xch_equalities)
+        E, e = equality_rows(self.reversible, fixed_xch, xch_equalities)
         self.xch_space = FluxSpace.from_constraints(
             self.reversible, E, e, np.zeros(nx), np.full(nx, self.xch_max)
         )
@@ -167,7 +167,9 @@ class LabelingProblem:
                 raise NetworkError(
                     f"measured metabolite {m.metabolite!r} is not traced in the network"
                 )
-            pos = _positions(m.atoms) if isinstance(m, MSMeasurement) else (int(m.position) - 1,)
+            pos = (
+                atom_positions(m.atoms) if isinstance(m, MSMeasurement) else (int(m.position) - 1,)
+            )
             targets.setdefault((m.metabolite, pos), len(targets))
             (ms if isinstance(m, MSMeasurement) else fe).append((m, pos))
         if simulator == "emu":

@@ -256,11 +256,13 @@ class LabelingNetwork:
         return jnp.concatenate([fwd, bwd], axis=-1)
 
 
-def _equality_rows(
+def equality_rows(
     ids: Sequence[str],
     fixed: Mapping[str, float] | None,
     equalities: Sequence[tuple[Mapping[str, float], float]],
 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(E, e)`` with one row ``E_k · v = e_k`` over the fluxes ``ids`` per fixed flux
+    (``v_r = value``) and per equality ``({r: c_r}, value)``; an unknown reaction raises."""
     index = {r: i for i, r in enumerate(ids)}
     rows = [({r: 1.0}, v) for r, v in (fixed or {}).items()] + list(equalities)
     E = np.zeros((len(rows), len(ids)))
@@ -301,7 +303,7 @@ class FluxSpace:
         stoich = network.stoichiometry()
         ids = network.reaction_ids
         S = stoich.S.toarray() if hasattr(stoich.S, "toarray") else np.asarray(stoich.S)
-        E, e = _equality_rows(ids, fixed, equalities)
+        E, e = equality_rows(ids, fixed, equalities)
         lb = np.array([network.bounds[r][0] for r in ids])
         ub = np.array([network.bounds[r][1] for r in ids])
         return cls.from_constraints(

@@ -32,8 +32,8 @@ from bayesflux.results import provenance
 from bayesflux.sampling.polytope import (
     LinearConstraint,
     Polytope,
-    _normalise_rows,
     chebyshev_center,
+    normalise_rows,
     polytope,
 )
 from bayesflux.sampling.reflective_hmc import sample_hmc
@@ -148,7 +148,7 @@ def joint_polytope(
         if np.isfinite(coupling.lower):
             rows.append(-row[None])
             rhs.append(np.array([offset - coupling.lower]))
-    A, b = _normalise_rows(np.vstack(rows), np.concatenate(rhs))
+    A, b = normalise_rows(np.vstack(rows), np.concatenate(rhs))
     center, radius = chebyshev_center(A, b, what=f"the joint polytope of {network.id!r}")
     N = np.zeros((n + k, d + k))
     N[:n, :d] = poly.N
@@ -353,13 +353,18 @@ class FluxPosterior:
             latents=",".join(self.latent_names) or "none",
             **{k: v for k, v in (attrs or {}).items() if k not in ("method", "network")},
         )
-        tree = xr.DataTree(name="posterior")
-        tree["posterior"] = xr.DataTree(posterior.assign_attrs(meta))
-        tree["sample_stats"] = xr.DataTree(
-            sample_stats if sample_stats is not None else xr.Dataset(coords=coords)
+        # an unnamed root: ArviZ reads a DataTree *named* "posterior" as the posterior group
+        # itself (arviz_base.convert_to_dataset), so az.summary(tree) would find no variables
+        tree = xr.DataTree.from_dict(
+            {
+                "posterior": posterior.assign_attrs(meta),
+                "sample_stats": (
+                    sample_stats if sample_stats is not None else xr.Dataset(coords=coords)
+                ),
+                "log_likelihood": log_likelihood,
+                "observed_data": xr.Dataset(observed),
+                "constant_data": constant,
+            }
         )
-        tree["log_likelihood"] = xr.DataTree(log_likelihood)
-        tree["observed_data"] = xr.DataTree(xr.Dataset(observed))
-        tree["constant_data"] = xr.DataTree(constant)
         tree.attrs.update(meta)
         return tree

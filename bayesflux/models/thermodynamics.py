@@ -9,7 +9,7 @@ uniform on the thermodynamically feasible set of ``(v, ln c)`` (seeds 000 and 00
 concentrations add a lognormal likelihood ``ln c_obs,m ~ N(ln c_m, sd_m²)``. Hit-and-run Metropolis
 rejects every proposal that breaks the second law, so all draws are feasible once the chain starts
 at a feasible interior point: :meth:`Thermodynamics.start` finds one (a strictly signed orthant
-piece of the flux polytope, :meth:`~bayesflux.thermo._space.FluxSpace.feasible_start`, and the
+piece of the flux polytope, :meth:`~bayesflux.thermo.space.FluxSpace.feasible_start`, and the
 Chebyshev centre of its B).
 """
 
@@ -28,9 +28,9 @@ from bayesflux.errors import ConfigError, InfeasibleError
 from bayesflux.models.posterior import Coupling, FluxPosterior, Latent
 from bayesflux.sampling.hit_and_run import chord
 from bayesflux.sampling.rounding import Rounding, round_polytope
-from bayesflux.thermo._space import ZERO_FLUX, FluxSpace, flux_signs
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.polytope_b import ConcentrationPolytope
+from bayesflux.thermo.space import ZERO_FLUX, FluxSpace, flux_signs
 
 __all__ = ["Thermodynamics", "sample_thermodynamic"]
 

@@ -114,7 +114,7 @@ class Polytope:
         keep = np.isfinite(b)
         A, b = A[keep], b[keep]
         lo, hi = _box(A, b, what=id)
-        A, b = _normalise_rows(A, b)
+        A, b = normalise_rows(A, b)
         center, radius = chebyshev_center(A, b, what=id)
         return cls(
             (),
@@ -149,7 +149,7 @@ def _box(A: np.ndarray, b: np.ndarray, *, what: str) -> tuple[np.ndarray, np.nda
     return out[0], out[1]
 
 
-def _normalise_rows(
+def normalise_rows(
     A: np.ndarray, b: np.ndarray, tol: float = 1e-12
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unit-norm rows; zero rows dropped (an infeasible one raises); duplicates merged."""
@@ -332,7 +332,7 @@ def polytope(
         fin_hi, fin_lo = np.isfinite(hi[ineq]), np.isfinite(lo[ineq])
         rows += [GN[fin_hi], -GN[fin_lo]]
         rhs += [hi[ineq][fin_hi] - Gv[fin_hi], Gv[fin_lo] - lo[ineq][fin_lo]]
-    A, b = _normalise_rows(np.vstack(rows), np.concatenate(rhs))
+    A, b = normalise_rows(np.vstack(rows), np.concatenate(rhs))
     center, radius = chebyshev_center(A, b, what=f"the flux polytope of {network.id!r}")
     return Polytope(
         reactions=network.reactions,

@@ -36,9 +36,17 @@ from bayesflux.progress import progress_bar
 from bayesflux.sampling.checkpoint import fingerprint, open_checkpoint, read_blocks, write_block
 from bayesflux.sampling.polytope import Polytope
 from bayesflux.sampling.rounding import Rounding
-from bayesflux.sampling.slice import _flux_tree, _geometry, _pooled_rounding, _start
+from bayesflux.sampling.slice import flux_tree, pooled_rounding, rounded_geometry, start_chains
 
-__all__ = ["HMCInfo", "HMCState", "build_kernel", "init", "reflect", "sample_hmc"]
+__all__ = [
+    "MAX_ENERGY_ERROR",
+    "HMCInfo",
+    "HMCState",
+    "build_kernel",
+    "init",
+    "reflect",
+    "sample_hmc",
+]
 
 
 class HMCState(NamedTuple):
@@ -49,12 +57,25 @@ class HMCState(NamedTuple):
     grad: jax.Array
 
 
+#: an energy error ``H(end) - H(start)`` above this marks a divergent trajectory (NumPyro's and
+#: Stan's ``max_delta_energy``)
+MAX_ENERGY_ERROR = 1000.0
+
+
 class HMCInfo(NamedTuple):
-    """Metropolis acceptance probability, leapfrog steps and facet reflections of one draw."""
+    """One draw's Metropolis acceptance probability, leapfrog steps, facet reflections, whether
+    the trajectory diverged and the (jittered) leapfrog step it used; ArviZ's names.
+
+    ``diverging``: the integrator lost the trajectory, so it was rejected for numerical rather
+    than statistical reasons: an energy error above :data:`MAX_ENERGY_ERROR` or not finite, a
+    reflection path cut short at ``max_reflections``, or an end point outside the polytope.
+    """
 
     acceptance_rate: jax.Array
-    num_steps: jax.Array
-    num_reflections: jax.Array
+    n_steps: jax.Array
+    n_reflections: jax.Array
+    diverging: jax.Array
+    step_size: jax.Array
 
 
 def init(position: jax.Array, logdensity_fn: Callable[[jax.Array], jax.Array]) -> HMCState:
@@ -127,12 +148,13 @@ def build_kernel(
 
         start = (state.position, state.logdensity, state.grad, p0, jnp.zeros((), int), False)
         x, lp, g, p, n_refl, cut = jax.lax.fori_loop(0, n_steps, leapfrog, start)
-        log_ratio = lp - 0.5 * p @ p - state.logdensity + 0.5 * p0 @ p0
+        log_ratio = lp - 0.5 * p @ p - state.logdensity + 0.5 * p0 @ p0  # -(energy error)
         ok = jnp.isfinite(log_ratio) & ~cut & jnp.all(A @ x <= b + 1e-9)
         prob = jnp.where(ok, jnp.exp(jnp.minimum(log_ratio, 0.0)), 0.0)
         accept = jax.random.uniform(k_acc, (), A.dtype) < prob
         new = jax.tree.map(lambda a, o: jnp.where(accept, a, o), HMCState(x, lp, g), state)
-        return new, HMCInfo(prob, n_steps, n_refl)
+        diverging = ~ok | (-log_ratio > MAX_ENERGY_ERROR)
+        return new, HMCInfo(prob, n_steps, n_refl, diverging, eps)
 
     return kernel
 
@@ -200,7 +222,7 @@ def _run(
     return jax.vmap(one_chain)(keys, state, da)
 
 
-_TRACE = ("y", "lp", "acceptance_rate", "num_steps", "num_reflections")
+_TRACE = ("y", "lp", *HMCInfo._fields)
 
 
 def _state_arrays(state: HMCState, da: _DualAveraging, trace: list[np.ndarray]) -> dict:
@@ -293,8 +315,9 @@ def sample_hmc(
     Returns
     -------
     xarray.DataTree
-        ``posterior/flux`` (chain, draw, reaction) and ``sample_stats`` (``acceptance_rate``,
-        ``num_steps``, ``num_reflections``, ``lp``); attrs with the settings and frozen steps.
+        ``posterior/flux`` (chain, draw, reaction) and ``sample_stats`` with ArviZ's names
+        (``acceptance_rate``, ``n_steps``, ``diverging``, ``step_size``, ``lp``; see
+        :class:`HMCInfo`) and ``n_reflections``; attrs with the settings and frozen steps.
     """
     num_warmup = max(int(num_draws) // 2, 200) if num_warmup is None else int(num_warmup)
     if not (trajectory_length > 0 and step_size > 0 and 0 < target_acceptance < 1):
@@ -302,7 +325,7 @@ def sample_hmc(
             "trajectory_length and step_size must be > 0 and target_acceptance in (0, 1), got "
             f"{trajectory_length}, {step_size}, {target_acceptance}"
         )
-    rnd, z, chain_keys, plan, chunk = _start(
+    rnd, z, chain_keys, plan, chunk = start_chains(
         poly, num_chains, num_draws, num_warmup, rounding_windows, block_size, rounding,
         init_position, seed,
     )  # fmt: skip
@@ -328,6 +351,7 @@ def sample_hmc(
             max_steps=int(max_steps),
             seed=int(seed),
             block_size=int(block_size),
+            trace=list(_TRACE),  # blocks of another layout (older names) are not resumed
         )
         stamp = fingerprint((poly.A, poly.b, rnd.L, rnd.center, z[0]), **settings)
         open_checkpoint(directory, stamp)
@@ -340,7 +364,7 @@ def sample_hmc(
     call, kept = sum(n for _, n in plan[: len(windows_done)]), {}
     phases = list(enumerate(plan))[len(windows_done) :]
     for p, (phase, n_calls) in progress_bar(phases, desc=f"HMC {poly.id}", disable=not progress):
-        geom = _geometry(poly, rnd)
+        geom = rounded_geometry(poly, rnd)
         y = np.linalg.solve(rnd.L, (z - rnd.center).T).T
         state = _init_states(jnp.asarray(y), geom["offset"], geom["M"], logdensity_fn)
         adapt = phase == "warmup"
@@ -368,13 +392,13 @@ def sample_hmc(
         zs = rnd.to_reduced(trace[0])
         z = zs[:, -1]
         if adapt:
-            rnd = _pooled_rounding(poly, zs[:, zs.shape[1] // 2 :], rnd)
+            rnd = pooled_rounding(poly, zs[:, zs.shape[1] // 2 :], rnd)
             if directory is not None:
                 write_block(directory, p, _window_arrays(rnd, z, da), prefix="window")
         else:
-            names = ("z", "lp", "acceptance_rate", "num_steps", "num_reflections")
-            kept = {k: a[:, :num_draws] for k, a in zip(names, [zs, *trace[1:]])}
-    stats = {k: kept[k] for k in ("acceptance_rate", "num_steps", "num_reflections", "lp")}
+            names = ("z", *_TRACE[1:])
+            kept = {k: a[:, :num_draws] for k, a in zip(names, [zs, *trace[1:]], strict=True)}
+    stats = {k: kept[k] for k in (*HMCInfo._fields, "lp")}
     frozen = np.exp(np.asarray(da.log_step_avg))
     attrs = {
         "method": "reflective HMC",
@@ -388,4 +412,4 @@ def sample_hmc(
         "step_size_max": float(frozen.max()),
         "seed": int(seed),
     }
-    return _flux_tree(poly, kept["z"], stats, reactions, attrs)
+    return flux_tree(poly, kept["z"], stats, reactions, attrs)

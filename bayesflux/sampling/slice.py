@@ -26,7 +26,9 @@ moves or more rounding windows): its mass lies along creases of the likelihood t
 leaves at once. :mod:`bayesflux.sampling.reflective_hmc` follows them.
 
 Pure pieces: :func:`init` and :func:`build_kernel` (``kernel(rng_key, state) -> (state, info)``,
-``thinning`` moves); vmap them over chains.
+``thinning`` moves); vmap them over chains. The driver pieces that the windowed samplers share
+(this one and reflective HMC): :func:`start_chains`, :func:`rounded_geometry`,
+:func:`pooled_rounding` and :func:`flux_tree`.
 """
 
 from __future__ import annotations
@@ -171,7 +173,9 @@ def _run(keys, state, A, b, offset, M, *, logdensity_fn, direction, thinning, n_
     return jax.vmap(one_chain)(keys, state)
 
 
-def _geometry(poly: Polytope, rounding: Rounding) -> dict[str, jax.Array]:
+def rounded_geometry(poly: Polytope, rounding: Rounding) -> dict[str, jax.Array]:
+    """The polytope in rounded coordinates ``y`` (``A y <= b``) and the map ``v = offset + M y``
+    to fluxes, as the keyword arguments of the compiled sampler calls."""
     A, b = rounding.rounded(poly)
     return dict(
         A=jnp.asarray(A),
@@ -181,7 +185,7 @@ def _geometry(poly: Polytope, rounding: Rounding) -> dict[str, jax.Array]:
     )
 
 
-def _start(
+def start_chains(
     poly: Polytope,
     num_chains: int,
     num_draws: int,
@@ -214,7 +218,7 @@ def _start(
     return rnd, z, chain_keys, plan, chunk
 
 
-def _flux_tree(
+def flux_tree(
     poly: Polytope, z: np.ndarray, stats: dict, reactions: Sequence[str] | None, attrs: dict
 ) -> xr.DataTree:
     """Draws ``z (chain, draw, d)`` as fluxes over ``reaction`` with ``sample_stats`` and attrs."""
@@ -248,7 +252,7 @@ def _plan(
     return plan + [("draws", -(-num_draws // chunk))], chunk
 
 
-def _pooled_rounding(poly: Polytope, z: np.ndarray, previous: Rounding) -> Rounding:
+def pooled_rounding(poly: Polytope, z: np.ndarray, previous: Rounding) -> Rounding:
     """:func:`covariance_rounding` of draws ``z (chains, draws, d)`` (pooled), centred at their
     mean; a ``1e-9``-relative ridge keeps a direction the draws barely moved in."""
     flat = z.reshape(-1, z.shape[-1])
@@ -312,7 +316,7 @@ def sample_slice(
         of ``p`` per move, ``chord_length``, ``lp``), attrs with the settings.
     """
     num_warmup = max(int(num_draws) // 2, 100) if num_warmup is None else int(num_warmup)
-    rnd, z, chain_keys, plan, chunk = _start(
+    rnd, z, chain_keys, plan, chunk = start_chains(
         poly, num_chains, num_draws, num_warmup, rounding_windows, block_size, rounding,
         init_position, seed,
     )  # fmt: skip
@@ -323,7 +327,7 @@ def sample_slice(
     call, kept = 0, {}
     bar = progress_bar(plan, desc=f"slice sampling {poly.id}", disable=not progress)
     for phase, n_calls in bar:
-        geom = _geometry(poly, rnd)
+        geom = rounded_geometry(poly, rnd)
         y = np.linalg.solve(rnd.L, (z - rnd.center).T).T
         state = _init_states(
             jnp.asarray(y), geom["A"], geom["b"], geom["offset"], geom["M"], logdensity_fn
@@ -338,7 +342,7 @@ def sample_slice(
         zs = rnd.to_reduced(trace[0])
         z = zs[:, -1]
         if phase == "warmup":
-            rnd = _pooled_rounding(poly, zs[:, zs.shape[1] // 2 :], rnd)
+            rnd = pooled_rounding(poly, zs[:, zs.shape[1] // 2 :], rnd)
         else:
             names = ("z", "n_evals", "chord_length", "lp")
             kept = {k: a[:, :num_draws] for k, a in zip(names, [zs, *trace[1:]])}
@@ -355,4 +359,4 @@ def sample_slice(
         "seed": int(seed),
         "mean_evals_per_move": float(np.mean(kept["n_evals"])),
     }
-    return _flux_tree(poly, kept["z"], stats, reactions, attrs)
+    return flux_tree(poly, kept["z"], stats, reactions, attrs)

@@ -26,7 +26,8 @@ from bayesflux.network import Network
 from bayesflux.pipeline import register_step
 
 
-def _genes(expression: str | None):
+def gene_table(expression: str | None):
+    """``(mean, std or None)`` per gene from the table at ``expression`` (``gene mean [std]``)."""
     if not expression:
         raise ConfigError("expression steps need an 'expression' file (gene mean [std] table)")
     path = Path(expression)
@@ -45,58 +46,111 @@ def _flux_summary(result: xr.DataTree) -> str:
 
 def _abundance_summary(result: xr.DataTree) -> str:
     a = result["abundance"].values
-    return (f"{int(np.isfinite(a).sum())} reactions with an abundance, "
-            f"{result.attrs.get('n_missing_genes', 0)} rule genes without data")
+    return (
+        f"{int(np.isfinite(a).sum())} reactions with an abundance, "
+        f"{result.attrs.get('n_missing_genes', 0)} rule genes without data"
+    )
 
 
 @register_step("enzyme_abundance", summarize=_abundance_summary)
 def abundance_step(
-    network: Network, *, previous, expression: str | None = None,
-    method: str = "min_disjunction", or_: str = "sum",
+    network: Network,
+    *,
+    previous,
+    expression: str | None = None,
+    method: str = "min_disjunction",
+    or_: str = "sum",
 ) -> xr.Dataset:
-    mean, std = _genes(expression)
+    mean, std = gene_table(expression)
     return enzyme_abundance(network, mean, std, method=method, or_=or_)
 
 
 @register_step("falcon", summarize=_flux_summary)
 def falcon_step(
-    network: Network, *, previous, expression: str | None = None,
-    gpr_method: str = "min_disjunction", use_groups: bool = True,
-    flux_floor: float | None = None, repeats: int = 1, seed: int = 0,
+    network: Network,
+    *,
+    previous,
+    expression: str | None = None,
+    gpr_method: str = "min_disjunction",
+    use_groups: bool = True,
+    flux_floor: float | None = None,
+    repeats: int = 1,
+    seed: int = 0,
 ) -> xr.Dataset:
-    mean, std = _genes(expression)
-    return falcon(network, mean, std, gpr_method=gpr_method, use_groups=use_groups,
-                  flux_floor=flux_floor, repeats=repeats, seed=seed)
+    mean, std = gene_table(expression)
+    return falcon(
+        network,
+        mean,
+        std,
+        gpr_method=gpr_method,
+        use_groups=use_groups,
+        flux_floor=flux_floor,
+        repeats=repeats,
+        seed=seed,
+    )
 
 
 @register_step("eflux", summarize=_flux_summary)
 def eflux_step(
-    network: Network, *, previous, expression: str | None = None, alpha: float = 1.0,
-    measured: dict[str, float] | None = None, gpr_method: str = "min_disjunction",
+    network: Network,
+    *,
+    previous,
+    expression: str | None = None,
+    alpha: float = 1.0,
+    measured: dict[str, float] | None = None,
+    gpr_method: str = "min_disjunction",
 ) -> xr.Dataset:
-    mean, _ = _genes(expression)
+    mean, _ = gene_table(expression)
     return eflux(network, mean, alpha=alpha, measured=measured, gpr_method=gpr_method)
 
 
 @register_step("gimme", summarize=_flux_summary)
 def gimme_step(
-    network: Network, *, previous, expression: str | None = None,
-    threshold: float | None = None, quantile: float = 0.25, fraction: float = 0.9,
+    network: Network,
+    *,
+    previous,
+    expression: str | None = None,
+    threshold: float | None = None,
+    quantile: float = 0.25,
+    fraction: float = 0.9,
     gpr_method: str = "min_disjunction",
 ) -> xr.Dataset:
-    mean, _ = _genes(expression)
-    return gimme(network, mean, threshold=threshold, quantile=quantile, fraction=fraction,
-                 gpr_method=gpr_method)
+    mean, _ = gene_table(expression)
+    return gimme(
+        network,
+        mean,
+        threshold=threshold,
+        quantile=quantile,
+        fraction=fraction,
+        gpr_method=gpr_method,
+    )
 
 
 @register_step("imat", summarize=_flux_summary)
 def imat_step(
-    network: Network, *, previous, expression: str | None = None,
-    low: float | None = None, high: float | None = None, low_quantile: float = 0.25,
-    high_quantile: float = 0.75, eps: float = 1.0, time_limit: float = 60.0,
-    mip_rel_gap: float = 1e-4, gpr_method: str = "min_disjunction",
+    network: Network,
+    *,
+    previous,
+    expression: str | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_quantile: float = 0.25,
+    high_quantile: float = 0.75,
+    eps: float = 1.0,
+    time_limit: float = 60.0,
+    mip_rel_gap: float = 1e-4,
+    gpr_method: str = "min_disjunction",
 ) -> xr.Dataset:
-    mean, _ = _genes(expression)
-    return imat(network, mean, low=low, high=high, low_quantile=low_quantile,
-                high_quantile=high_quantile, eps=eps, time_limit=time_limit,
-                mip_rel_gap=mip_rel_gap, gpr_method=gpr_method)
+    mean, _ = gene_table(expression)
+    return imat(
+        network,
+        mean,
+        low=low,
+        high=high,
+        low_quantile=low_quantile,
+        high_quantile=high_quantile,
+        eps=eps,
+        time_limit=time_limit,
+        mip_rel_gap=mip_rel_gap,
+        gpr_method=gpr_method,
+    )

@@ -41,9 +41,9 @@ from bayesflux.models import (
 )
 from bayesflux.network import Network
 from bayesflux.pipeline import register_step
-from bayesflux.steps.expression import _genes
+from bayesflux.steps.expression import gene_table
 from bayesflux.steps.sampling import linear_constraints
-from bayesflux.steps.thermo import _thermo
+from bayesflux.steps.thermo import thermo_model
 
 
 def _posterior_summary(result: xr.DataTree) -> str:
@@ -101,7 +101,7 @@ def posterior_step(
             raise ConfigError(f"posterior: fluxes of {bad} must be [value, sd]")
         terms.append(FluxObservations(network, {r: tuple(p) for r, p in fluxes.items()}))
     if expression:
-        mean, std = _genes(expression)
+        mean, std = gene_table(expression)
         if expression_model == "laplace":
             terms.append(ExpressionLaplace(network, mean, std))
         elif expression_model == "capacity":
@@ -123,7 +123,7 @@ def posterior_step(
         if bad:
             raise ConfigError(f"posterior: metabolome entries of {bad} must be [concentration, sd]")
         second_law = Thermodynamics(
-            _thermo(network, thermo, None),
+            thermo_model(network, thermo, None),
             metabolome={m: (float(c), float(sd)) for m, (c, sd) in (metabolome or {}).items()},
         )
         terms.append(second_law)

@@ -20,9 +20,11 @@ from bayesflux.thermo.sources import ecoli_core
 _SOURCES = ("ecoli_core", "ecoli_core_wide")
 
 
-def _thermo(
+def thermo_model(
     network: Network, source: str, lnc_bounds: dict[str, list[float]] | None
 ) -> ThermoModel:
+    """The thermodynamic data ``source`` (``"ecoli_core"`` or ``"ecoli_core_wide"``) on
+    ``network``, with the ln c bounds of ``lnc_bounds`` (``{metabolite: [lower, upper]}``)."""
     if source not in _SOURCES:
         raise ConfigError(f"unknown thermodynamic data {source!r}; known: {', '.join(_SOURCES)}")
     model = ecoli_core(network, bounds="wide" if source.endswith("_wide") else "physiological")
@@ -56,7 +58,7 @@ def thermodynamic_fva_step(
 ) -> xr.Dataset:
     from bayesflux.thermo.tfva import thermodynamic_fva
 
-    model = _thermo(network, thermo, lnc_bounds)
+    model = thermo_model(network, thermo, lnc_bounds)
     return thermodynamic_fva(
         model,
         fraction=fraction,
@@ -93,7 +95,7 @@ def thermodynamic_sampling_step(
     from bayesflux.thermo.orthants import sample_orthants
     from bayesflux.thermo.tempering import parallel_tempering
 
-    model = _thermo(network, thermo, lnc_bounds)
+    model = thermo_model(network, thermo, lnc_bounds)
     sector = {r: (float(a), float(b)) for r, (a, b) in (bounds or {}).items()}
     if method == "orthants":
         return sample_orthants(

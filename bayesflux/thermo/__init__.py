@@ -7,7 +7,6 @@ The samplers (:func:`sample_orthants`, :func:`parallel_tempering`) are imported 
 
 from typing import Any
 
-from bayesflux.thermo._space import strata
 from bayesflux.thermo.data import PHYSIOLOGICAL_LNC, R_GAS, ThermoDataError, ThermoModel
 from bayesflux.thermo.flux_force import exchange_lower_bound, least_conservative_bounds
 from bayesflux.thermo.loops import Loop, Sector, enumerate_loops, find_loop, sectors
@@ -18,6 +17,7 @@ from bayesflux.thermo.polytope_b import (
     sign_pattern,
 )
 from bayesflux.thermo.sources import MEMBRANE_REACTIONS, ecoli_core, niebel_tsm
+from bayesflux.thermo.space import strata
 from bayesflux.thermo.tfva import box_volume_reduction, fit_drg0, tfba, thermodynamic_fva
 
 __all__ = [

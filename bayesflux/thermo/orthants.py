@@ -27,7 +27,6 @@ import numpy as np
 import xarray as xr
 
 from bayesflux.sampling.checkpoint import StateStore, fingerprint
-from bayesflux.thermo._space import ZERO_FLUX, FluxSpace, chords, direction_factor
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.pattern_table import (
     PatternTable,
@@ -37,6 +36,7 @@ from bayesflux.thermo.pattern_table import (
     run_blocks,
 )
 from bayesflux.thermo.polytope_b import ConcentrationPolytope
+from bayesflux.thermo.space import ZERO_FLUX, FluxSpace, chords, direction_factor
 
 __all__ = ["Geometry", "chord_pieces", "orthant_move", "sample_orthants"]
 
@@ -101,7 +101,7 @@ def chord_pieces(
     F: jax.Array,
     D: jax.Array,
 ) -> Chords:
-    """Split the chords along ``D z`` (:func:`~bayesflux.thermo._space.chords`) of
+    """Split the chords along ``D z`` (:func:`~bayesflux.thermo.space.chords`) of
     ``{A y <= b}`` at sign changes of ``f0 + F y`` (:class:`Chords`)."""
     theta, lo, hi = chords(z, y, A, b, D)
     v = y @ F.T + f0  # (c, k)
@@ -253,7 +253,7 @@ def sample_orthants(
 
     Directions are isotropic in A's rounding for the first half of the warm-up; then they follow
     the covariance of the (thinned) draws of its second quarter, pooled over chains
-    (:func:`~bayesflux.thermo._space.direction_factor`), frozen for the rest, so the kept draws
+    (:func:`~bayesflux.thermo.space.direction_factor`), frozen for the rest, so the kept draws
     come from one fixed, uniform-invariant kernel.
 
     Parameters

@@ -42,7 +42,6 @@ import numpy as np
 import xarray as xr
 
 from bayesflux.sampling.checkpoint import StateStore, fingerprint
-from bayesflux.thermo._space import ZERO_FLUX, FluxSpace, chords, direction_factor
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.orthants import BLOCK_DRAWS, Geometry, move_patterns, orthant_move
 from bayesflux.thermo.pattern_table import (
@@ -53,6 +52,7 @@ from bayesflux.thermo.pattern_table import (
     run_blocks,
 )
 from bayesflux.thermo.polytope_b import ConcentrationPolytope
+from bayesflux.thermo.space import ZERO_FLUX, FluxSpace, chords, direction_factor
 
 __all__ = ["parallel_tempering", "propose", "swap_log_acceptance"]
 
@@ -68,7 +68,7 @@ def propose(
 ) -> tuple[jax.Array, jax.Array]:
     """A hit-and-run point for each replica ``y (n, d)`` along ``z`` at quantile ``u`` of the
     chord: ``(y', signs of v'_constrained)`` (int8, zero within
-    :data:`~bayesflux.thermo._space.ZERO_FLUX`)."""
+    :data:`~bayesflux.thermo.space.ZERO_FLUX`)."""
     theta, lo, hi = chords(z, y, A, b)
     y_new = y + (lo + u * (hi - lo))[:, None] * theta
     v = y_new @ F.T + f0

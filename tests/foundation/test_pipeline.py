@@ -81,6 +81,15 @@ def test_interrupted_run_keeps_finished_steps_and_resumes(tmp_path, monkeypatch)
             r"step 1 \(fva\): unknown option\(s\) \['fractoin'\]",
         ),
         ("[model]\nsource='small'\n[[step]]\nkind='fba'\n[[step]]\nkind='fba'\n", "used twice"),
+        # ArviZ would read a DataTree named after one of its groups as that group
+        (
+            "[model]\nsource='small'\n[[step]]\nkind='sample'\nname='posterior'\n",
+            "'posterior' is an ArviZ group name",
+        ),
+        (
+            "[model]\nsource='small'\n[[step]]\nkind='fba'\nname='warmup_sample_stats'\n",
+            "ArviZ group name",
+        ),
         (
             "[model]\nsource='small'\nbounds={R1=[1]}\n[[step]]\nkind='fba'\n",
             "bounds for 'R1' must be",
@@ -90,3 +99,18 @@ def test_interrupted_run_keeps_finished_steps_and_resumes(tmp_path, monkeypatch)
 def test_config_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text))
+
+
+def test_default_step_names_avoid_arviz_groups(tmp_path):
+    """A step is named after its kind, the ``posterior`` kind ``flux_posterior`` (not an ArviZ
+    group name); a ``name`` that is no group name is kept."""
+    text = (
+        "[model]\nsource='small'\n[[step]]\nkind='fba'\n[[step]]\nkind='posterior'\n"
+        "[[step]]\nkind='posterior'\nname='joint'\n"
+    )
+    steps = load_config(write(tmp_path, text)).steps
+    assert [(name, kind) for name, kind, _ in steps] == [
+        ("fba", "fba"),
+        ("flux_posterior", "posterior"),
+        ("joint", "posterior"),
+    ]

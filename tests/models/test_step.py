@@ -11,9 +11,13 @@ from bayesflux.errors import ConfigError
 from bayesflux.pipeline import run_config
 
 
-def test_posterior_step_with_measured_flux(tmp_path):
+def test_posterior_step_with_measured_flux(tmp_path, arviz_reads):
     """On the small network, R1 measured at 2 +- 0.5: the posterior mean of R1 is pulled to the
-    measurement (the uniform prior's mean of R1 is about 3.3), every draw is mass balanced."""
+    measurement (the uniform prior's mean of R1 is about 3.3), every draw is mass balanced. The
+    step's group (``flux_posterior`` by default), in memory and read back from the output, is a
+    DataTree that ArviZ reads as it is."""
+    from bayesflux.results import read_results
+
     config = tmp_path / "post.toml"
     config.write_text(
         '[model]\nsource = "small"\n[[step]]\nkind = "posterior"\n'
@@ -22,7 +26,9 @@ def test_posterior_step_with_measured_flux(tmp_path):
     )
     lines: list[str] = []
     tree = run_config(config, echo=lines.append)
-    node = tree["posterior"]
+    node = tree["flux_posterior"]
+    arviz_reads(node)
+    arviz_reads(read_results(tmp_path / "results.nc")["flux_posterior"])
     flux = node["posterior"]["flux"]
     assert flux.dims == ("chain", "draw", "reaction")
     assert abs(float(flux.sel(reaction="R1").mean()) - 2.0) < 0.5
@@ -30,7 +36,7 @@ def test_posterior_step_with_measured_flux(tmp_path):
     assert any("R-hat" in ln for ln in lines)
     again: list[str] = []
     run_config(config, echo=again.append)
-    assert any("[posterior] reused" in ln for ln in again)
+    assert any("[flux_posterior] reused" in ln for ln in again)
 
 
 def test_posterior_step_bad_options(tmp_path):
@@ -103,8 +109,8 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, sampler, options, n_bl
     assert all((ck / name).read_bytes() == data for name, data in before.items())
     fresh = subprocess.run([*cmd, str(config("fresh", None))], cwd=tmp_path, timeout=300)
     assert fresh.returncode == 0
-    a = read_results(tmp_path / "killed.nc")["posterior"]["posterior"]["flux"].values
-    b = read_results(tmp_path / "fresh.nc")["posterior"]["posterior"]["flux"].values
+    a = read_results(tmp_path / "killed.nc")["flux_posterior"]["posterior"]["flux"].values
+    b = read_results(tmp_path / "fresh.nc")["flux_posterior"]["posterior"]["flux"].values
     np.testing.assert_array_equal(a, b)
 
 
@@ -118,7 +124,7 @@ def test_report_of_a_sampled_step(tmp_path):
     )
     lines: list[str] = []
     run_config(config, echo=lines.append)
-    folder = tmp_path / "report" / "posterior"
+    folder = tmp_path / "report" / "flux_posterior"
     assert {p.name for p in folder.iterdir()} >= {"flux_forest.png", "rank.png", "summary.csv"}
     assert any("report:" in ln for ln in lines)
 
@@ -135,7 +141,7 @@ def test_posterior_step_with_the_second_law(tmp_path):
         "fluxes = { EX_glc__D_e = [-9.9, 0.6] }\nmetabolome = { atp_c = [0.005, 0.2] }\n"
         "num_chains = 2\nnum_draws = 20\nseed = 1\nprogress = false\n"
     )
-    tree = run_config(config, echo=lambda _: None)["posterior"]
+    tree = run_config(config, echo=lambda _: None)["flux_posterior"]
     flux = tree["posterior"]["flux"]
     model = ecoli_core()
     v = flux.values.reshape(-1, flux.sizes["reaction"])

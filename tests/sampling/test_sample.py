@@ -15,8 +15,9 @@ from bayesflux.sampling import sample_fluxes
 pytestmark = pytest.mark.filterwarnings("ignore:Found chain dimension")
 
 
-def test_datatree_layout_and_arviz(small):
+def test_datatree_layout_and_arviz(small, arviz_reads):
     tree = sample_fluxes(small, num_chains=3, num_draws=120, seed=0, block_size=50)
+    arviz_reads(tree)  # summary, R-hat, ESS, HDI and forest plot of the tree as returned
     flux = tree.posterior["flux"]
     assert flux.dims == ("chain", "draw", "reaction")
     assert flux.shape == (3, 120, small.n_reactions)
@@ -77,8 +78,9 @@ def test_checkpoint_resumes_without_losing_draws(small, tmp_path, monkeypatch):
         sample_fluxes(small, checkpoint=tmp_path / "ck", **{**opts, "seed": 5})
 
 
-def test_billiard_options(small, tmp_path):
-    """The billiard walk: uniform target only, positive path length; checkpointed like HMC."""
+def test_billiard_options(small, tmp_path, arviz_reads):
+    """The billiard walk: uniform target only, positive path length; checkpointed like HMC;
+    HMC's ``sample_stats`` (ArviZ's names), no divergence on a uniform target."""
     with pytest.raises(ConfigError, match="uniform distribution"):
         sample_fluxes(small, kernel="billiard", step_size=0.5)
     with pytest.raises(ConfigError, match="trajectory_length"):
@@ -86,6 +88,10 @@ def test_billiard_options(small, tmp_path):
     opts = dict(kernel="billiard", num_chains=2, num_draws=200, num_warmup=20, seed=3)
     tree = sample_fluxes(small, checkpoint=tmp_path / "ck", **opts)
     assert tree.attrs["method"] == "billiard walk" and tree["posterior"].sizes["draw"] == 200
+    stats = tree["sample_stats"]
+    assert {"n_steps", "diverging", "step_size", "acceptance_rate"} <= set(stats.data_vars)
+    assert not stats["diverging"].any() and stats.sizes["draw"] == 200
+    arviz_reads(tree)
     np.testing.assert_array_equal(
         sample_fluxes(small, **opts)["posterior"]["flux"].values, tree["posterior"]["flux"].values
     )

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from bayesflux.thermo import orthants
-from bayesflux.thermo._space import FluxSpace
 from bayesflux.thermo.orthants import argsort_rows, chord_pieces, sample_orthants
 from bayesflux.thermo.pattern_table import PatternTable, lookup, pattern_hash
 from bayesflux.thermo.polytope_b import ConcentrationPolytope, sign_pattern
+from bayesflux.thermo.space import FluxSpace
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_fixed_signs_hold_at_uniform_points(ecoli_core_space):
     ones marked free are the reversible reactions whose LP range spans zero."""
     import jax
 
-    from bayesflux.thermo._space import _plain_chain
+    from bayesflux.thermo.space import _plain_chain
 
     space = ecoli_core_space
     fixed = space.fixed_signs

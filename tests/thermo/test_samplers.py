@@ -81,6 +81,11 @@ def test_marginal_means_match_exact_reference(which, reference, request):
     assert np.all(np.abs(mean - ref_mean) < 4 * np.sqrt(se**2 + ref_se**2)), (mean, ref_mean, se)
 
 
+@pytest.mark.parametrize("which", ["orthant_draws", "tempering_draws"])
+def test_arviz_reads_the_datatree_as_returned(which, arviz_reads, request):
+    arviz_reads(request.getfixturevalue(which))
+
+
 def test_the_two_samplers_agree(orthant_draws, tempering_draws):
     m1, s1 = _mean_se(orthant_draws)
     m2, s2 = _mean_se(tempering_draws)

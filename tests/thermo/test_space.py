@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bayesflux.sampling.polytope import chebyshev_center
-from bayesflux.thermo._space import FluxSpace, flux_signs
 from bayesflux.thermo.polytope_b import ConcentrationPolytope, check_sign_pattern
+from bayesflux.thermo.space import FluxSpace, flux_signs
 
 
 def _piece_radius(space: FluxSpace, signs: np.ndarray) -> float:
@@ -117,7 +117,7 @@ def test_strata_of_ecoli_core(ecoli_space):
 
 def test_direction_factor_recovers_covariance():
     """D Dᵀ is the draws' covariance over its mean variance (ridge 1e-6); too few draws: I."""
-    from bayesflux.thermo._space import direction_factor
+    from bayesflux.thermo.space import direction_factor
 
     rng = np.random.default_rng(1)
     cov = np.array([[4.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.01]])

@@ -315,10 +315,7 @@ class FluxSpace:
                 "reaction": list(self.thermo.network.reactions),
             },
         )
-        tree = xr.DataTree(name="thermo_samples")
-        tree["posterior"] = xr.DataTree(post)
-        tree["sample_stats"] = xr.DataTree(xr.Dataset(stats or {}))
-        return tree
+        return xr.DataTree.from_dict({"posterior": post, "sample_stats": xr.Dataset(stats or {})})
 
 
 def strata(
