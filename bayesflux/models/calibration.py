@@ -98,7 +98,7 @@ def _expression_model(term: ExpressionLaplace) -> _DataModel:
         g, s = term.group_flux(v), sd_scale * sigma
         const = -jnp.sum(jnp.log(2.0 * s))
         if term.marginalize:
-            return term._log_marginal(g, y, s) + const
+            return term.log_marginal(g, y, s) + const
         return -jnp.sum(jnp.abs(theta[term.scale_name] * g - y) / s) + const
 
     def simulate(key, v, theta):

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -28,9 +29,13 @@ from bayesflux.expression.abundance import abundance_vector, enzyme_abundance, g
 from bayesflux.labeling.measurements import LabelingProblem
 from bayesflux.models.posterior import Coupling, Latent
 from bayesflux.network import Network, as_network, steady_state_violation
-from bayesflux.sampling.polytope import LinearConstraint
+from bayesflux.sampling.polytope import LinearConstraint, Polytope
 
 __all__ = ["ExpressionCapacity", "ExpressionLaplace", "FluxObservations", "Labeling13C"]
+
+log = logging.getLogger(__name__)
+
+_BLOCKED = 1e-9  # a reaction whose FVA range lies within ±this carries no flux
 
 
 class FluxObservations:
@@ -110,6 +115,10 @@ class ExpressionLaplace:
         flux bounds) times ``[1e-1, 1e4]``.
     marginalize
         Integrate ``k`` out (default) or keep it as the latent ``{name}_k``.
+    polytope
+        The flux polytope the term will see: groups none of whose reactions can carry flux in it
+        (FVA range ``[0, 0]``) are left out, their likelihood being a constant (and a constant
+        pointwise log-likelihood, which PSIS-LOO cannot smooth).
     """
 
     def __init__(
@@ -122,11 +131,21 @@ class ExpressionLaplace:
         gpr_method: str = "min_disjunction",
         scale_bounds: tuple[float, float] | None = None,
         marginalize: bool = True,
+        polytope: Polytope | None = None,
         name: str = "expression",
     ) -> None:
         network = as_network(network)
         ds = _abundance(network, expression, std, abundance, gpr_method)
         e, s, members = group_abundance(ds)
+        if polytope is not None:
+            if tuple(polytope.reactions[: network.n_reactions]) != tuple(network.reactions):
+                raise ConfigError("the polytope's reactions are not the network's")
+            n = network.n_reactions
+            movable = np.maximum(np.abs(polytope.flux_min[:n]), np.abs(polytope.flux_max[:n]))
+            live = (members & (movable > _BLOCKED)).any(axis=1)
+            if not live.all():
+                log.info("%s: %d gene group(s) cannot carry flux; left out", name, (~live).sum())
+            e, s, members = e[live], s[live], members[live]
         if e.size == 0:
             raise NetworkError(f"no reaction of {network.id!r} has a measured gene")
         positive = s[s > 0]
@@ -151,17 +170,18 @@ class ExpressionLaplace:
         """``g_i(v) = Σ_{j∈R_i} |v_j|`` per group."""
         return jnp.abs(v) @ self.members.T
 
-    def _const(self) -> float:
+    def log_normaliser(self) -> float:
+        """``-Σ_i log(2 σ_i)``: the Laplace densities' constant."""
         return -float(np.sum(np.log(2.0 * self.sigma)))
 
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
         g = self.group_flux(v)
         if not self.marginalize:
             k = theta[self.scale_name]
-            return -jnp.sum(jnp.abs(k * g - self.abundance) / self.sigma) + self._const()
-        return self._log_marginal(g) + self._const()
+            return -jnp.sum(jnp.abs(k * g - self.abundance) / self.sigma) + self.log_normaliser()
+        return self.log_marginal(g) + self.log_normaliser()
 
-    def _log_marginal(self, g: jax.Array, abundance=None, sigma=None) -> jax.Array:
+    def log_marginal(self, g: jax.Array, abundance=None, sigma=None) -> jax.Array:
         """``log (1/(b-a)) ∫_a^b exp(-Σ_i w_i |k - r_i| - c0) dk`` with ``w_i = g_i / σ_i``,
         ``r_i = e_i / g_i`` (groups with ``g_i = 0`` add ``|e_i| / σ_i`` to ``c0``); ``e`` and
         ``σ`` default to the term's (other values: simulated data, in calibration)."""

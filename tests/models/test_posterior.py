@@ -124,7 +124,7 @@ def test_falcon_is_the_mode_in_its_orthant(textbook, falcon_case):
     k = term.best_scale(v)
     ll = float(term.log_likelihood(v, {term.scale_name: k}))
     objective = float(result["objective"][0])
-    np.testing.assert_allclose(-(ll - term._const()), objective, rtol=1e-6)
+    np.testing.assert_allclose(-(ll - term.log_normaliser()), objective, rtol=1e-6)
     d = result["direction"].isel(run=0).values
     open_ = (d == 0) & (np.abs(v) <= 1e-9)  # left open by the iteration, no flux in the answer
     face = {r: int(x) for r, x, o in zip(textbook.reactions, d, open_) if x != 0 or o}
@@ -156,7 +156,7 @@ def test_global_mode_bounds_falcon_and_every_draw(textbook, falcon_case):
     breaks = np.sort([r for r in term.abundance[g0 > 0] / g0[g0 > 0] if a < r < b])
     integral = scipy.integrate.quad(f, a, b, points=breaks, limit=500)[0]
     expected = np.log(integral) - shift - np.log(b - a)
-    np.testing.assert_allclose(float(term._log_marginal(g0)), expected, rtol=1e-9)
+    np.testing.assert_allclose(float(term.log_marginal(g0)), expected, rtol=1e-9)
 
 
 def test_global_mode_out_of_time_is_a_solver_error(textbook, falcon_case):
@@ -179,3 +179,29 @@ def test_joint_polytope_errors(fork):
         FluxObservations(fork, {"R1": (1.0, 0.0)})
     with pytest.raises(ConfigError, match="lower < upper"):
         Latent("a", 1.0, 1.0)
+
+
+@pytest.mark.parametrize("method", ["metropolis", "hmc", "slice"])
+def test_arviz_reads_the_datatree_as_returned(method, arviz_reads):
+    """ArviZ's summary, R-hat, ESS, HDI and forest plot read what ``sample`` (each sampler) and
+    ``to_datatree`` return, with no group picked or renamed: fluxes and the latent α."""
+    expression = {"g1": 1.0, "g2": 0.5}
+    net = Network.from_stoichiometry(
+        {"EX_A": {"A": -1}, "R1": {"A": -1, "B": 1}, "R2": {"A": -1, "B": 1}, "EX_B": {"B": -1}},
+        bounds={"EX_A": (-10.0, 0.0)},
+        gpr={"R1": "g1", "R2": "g2"},
+        id="fork_gpr",
+    )
+    terms = [
+        ExpressionCapacity(net, expression, capacity_bounds=(1e-9, 20.0), prior="uniform"),
+        FluxObservations(net, {"R1": (2.0, 1.0)}),
+    ]
+    post = FluxPosterior(net, terms)
+    tree = post.sample(method=method, num_chains=2, num_draws=60, num_warmup=40, seed=1)
+    summary = arviz_reads(tree)
+    assert "capacity_alpha" in summary.index and "flux[R1]" in summary.index
+    x = np.concatenate(
+        [tree["posterior"]["flux"].values, tree["posterior"]["capacity_alpha"].values[..., None]],
+        axis=-1,
+    )
+    arviz_reads(post.to_datatree(x))

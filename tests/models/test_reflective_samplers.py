@@ -186,8 +186,8 @@ def test_laplace_marginal_with_ratios_outside_the_scale_bounds(split):
     term = ExpressionLaplace(
         net, {"g1": 3.0, "g2": 1.0}, {"g1": 1.0, "g2": 0.5}, scale_bounds=(0.5, 2.0)
     )
-    log_marginal = jax.jit(term._log_marginal)
-    grad_fn = jax.jit(jax.grad(term._log_marginal))
+    log_marginal = jax.jit(term.log_marginal)
+    grad_fn = jax.jit(jax.grad(term.log_marginal))
     for g in ([10.0, 0.1], [1.0, 4.0], [2.0, 0.0], [0.0, 0.0]):
         g = np.asarray(g)
         f = lambda k, g=g: np.exp(-np.sum(np.abs(k * g - term.abundance) / term.sigma))  # noqa: E731
@@ -210,20 +210,57 @@ def test_sampler_options_are_checked(split, tmp_path):
         sample_slice(post.polytope, post.log_density, init_position=np.full(post.polytope.dim, 1e6))
 
 
+def test_hmc_sample_stats_have_arviz_names(arviz_reads):
+    """``sample_stats`` of reflective HMC uses ArviZ's names (``n_steps``, ``diverging``,
+    ``step_size``, ``acceptance_rate``, ``lp``); the kept steps are each chain's frozen step
+    jittered by ±20%. A step far too long for a narrow Gaussian (sd 1e-3) diverges (energy error
+    > 1000 or a reflection path cut short), and a divergent trajectory is always rejected."""
+    poly = _triangle()
+    tree = sample_hmc(poly, _log_p, num_chains=2, num_draws=100, num_warmup=100, seed=2)
+    stats = tree["sample_stats"]
+    assert set(stats.data_vars) == {
+        "acceptance_rate",
+        "n_steps",
+        "n_reflections",
+        "diverging",
+        "step_size",
+        "lp",
+    }
+    assert stats["diverging"].dtype == bool and not stats["diverging"].any()
+    assert np.all(stats["n_steps"].values >= 1)
+    eps = stats["step_size"].values
+    assert np.all(eps >= 0.8 * tree.attrs["step_size_min"] * (1 - 1e-12))
+    assert np.all(eps <= 1.2 * tree.attrs["step_size_max"] * (1 + 1e-12))
+    arviz_reads(tree)
+
+    def narrow(v):
+        return -0.5 * jnp.sum((v - 0.3) ** 2) / 1e-6
+
+    bad = sample_hmc(poly, narrow, num_chains=2, num_draws=30, num_warmup=0, step_size=0.5, seed=2)[
+        "sample_stats"
+    ]
+    diverging = bad["diverging"].values
+    assert diverging.mean() > 0.5
+    assert np.all(bad["acceptance_rate"].values[diverging] == 0.0)
+
+
 def test_hmc_resumes_from_its_checkpoint(tmp_path):
     """A run cut after a warm-up window, or after some kept calls, resumes from the files on
     disk and gives the draws of the uninterrupted run bit for bit; other settings are refused."""
     opts = dict(num_chains=2, num_draws=400, num_warmup=300, block_size=100, seed=5)
-    whole = sample_hmc(_triangle(), _log_p, **opts)["posterior"]["flux"].values
+    full = sample_hmc(_triangle(), _log_p, **opts)
+    whole = full["posterior"]["flux"].values
     ck = tmp_path / "ck"
-    first = sample_hmc(_triangle(), _log_p, checkpoint=ck, **opts)["posterior"]["flux"].values
-    np.testing.assert_array_equal(first, whole)
+    first = sample_hmc(_triangle(), _log_p, checkpoint=ck, **opts)
+    np.testing.assert_array_equal(first["posterior"]["flux"].values, whole)
+    assert first["sample_stats"].to_dataset().equals(full["sample_stats"].to_dataset())
     assert len(list(ck.glob("window_*.npz"))) == 3 and len(list(ck.glob("block_*.npz"))) == 4
     for cut in (["block_000002.npz", "block_000003.npz"], ["window_000002.npz", "block_*.npz"]):
         for pattern in cut:
             for path in ck.glob(pattern):
                 path.unlink()
-        again = sample_hmc(_triangle(), _log_p, checkpoint=ck, **opts)["posterior"]["flux"]
-        np.testing.assert_array_equal(again.values, whole)
+        again = sample_hmc(_triangle(), _log_p, checkpoint=ck, **opts)
+        np.testing.assert_array_equal(again["posterior"]["flux"].values, whole)
+        assert again["sample_stats"].to_dataset().equals(full["sample_stats"].to_dataset())
     with pytest.raises(ConfigError, match="different run"):
         sample_hmc(_triangle(), _log_p, checkpoint=ck, **{**opts, "seed": 6})

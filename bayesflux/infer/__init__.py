@@ -1,0 +1,28 @@
+"""One sampler layer: NumPyro ``MCMCKernel`` s for flux models, and their results as DataTrees.
+
+Kernels take a NumPyro model (with :mod:`bayesflux.models.blocks` sites), like NumPyro's
+``NUTS``, and run under ``numpyro.infer.MCMC``::
+
+    mcmc = MCMC(ReflectiveHMC(model), num_warmup=1000, num_samples=1000, num_chains=4,
+                chain_method="vectorized")
+    mcmc.run(jax.random.key(0), extra_fields=EXTRA_FIELDS)
+    tree = to_datatree(mcmc)            # az.summary(tree), az.loo(tree), az.plot_forest(tree)
+"""
+
+from bayesflux.infer.convert import EXTRA_FIELDS, diagnostics, to_datatree
+from bayesflux.infer.reflective_hmc import (
+    ReflectiveHMC,
+    ReflectiveHMCState,
+    init_to_polytope,
+    polytope_sites,
+)
+
+__all__ = [
+    "EXTRA_FIELDS",
+    "ReflectiveHMC",
+    "ReflectiveHMCState",
+    "diagnostics",
+    "init_to_polytope",
+    "polytope_sites",
+    "to_datatree",
+]

@@ -1,0 +1,309 @@
+"""NumPyro building blocks of flux models: a polytope prior and likelihoods, one observed site each.
+
+Call them inside a NumPyro model (DESIGN.md, "How a model is written")::
+
+    def model():
+        v = blocks.flux_polytope("v", poly)                # uniform on {S v = 0, lb <= v <= ub}
+        k = numpyro.sample("k", dist.LogNormal(0.0, 1.0))  # any prior a user likes
+        blocks.expression_falcon(v, expression, scale=k)   # one observation per gene group
+        blocks.measured_fluxes(v, {"EX_glc__D_e": (-10, 0.5)}, network=net)
+
+* :class:`FluxPolytope` — the uniform distribution on a polytope ``{v0 + N z : A z <= b}``; its
+  support :class:`PolytopeSupport` maps to NumPyro's unconstrained space by the reduced
+  coordinates ``z`` (:class:`ReducedCoordinates`, ``v = v0 + N z``), so that every value is a
+  steady state. The inequalities ``A z <= b`` stay: the kernels of :mod:`bayesflux.infer` find
+  the site and move ``z`` inside them exactly (reflection); a kernel that ignores them (NUTS)
+  sees ``log p = -inf`` outside.
+* :func:`measured_fluxes` — ``y_j ~ N(v_j, sd_j²)``.
+* :func:`expression_falcon` — FALCON as a likelihood: ``e_i ~ Laplace(k Σ_{j∈R_i}|v_j|, σ_i)``
+  (seed 003); the scale ``k`` a model variable, or integrated out exactly.
+* :func:`labeling_13c` — MIDs (and other 13C measurements) of a
+  :class:`~bayesflux.labeling.LabelingProblem`, ``y_i ~ N(model_i(v, v_xch), sd_i²)``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+from numpyro.distributions.transforms import Transform, biject_to
+
+from bayesflux.errors import ConfigError
+from bayesflux.labeling.measurements import LabelingProblem
+from bayesflux.models.terms import ExpressionLaplace
+from bayesflux.network import Network
+from bayesflux.sampling.polytope import Polytope
+
+__all__ = [
+    "FluxPolytope",
+    "PolytopeSupport",
+    "ReducedCoordinates",
+    "expression_falcon",
+    "flux_polytope",
+    "labeling_13c",
+    "measured_fluxes",
+]
+
+_INSIDE_TOL = 1e-8  # slack (relative to max(1, |b_i|)) within which a point counts as inside
+
+
+_PSEUDO_INVERSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _pseudo_inverse(polytope: Polytope) -> np.ndarray:
+    """``N⁺`` of a polytope, computed once."""
+    if polytope not in _PSEUDO_INVERSES:
+        _PSEUDO_INVERSES[polytope] = np.linalg.pinv(polytope.N)
+    return _PSEUDO_INVERSES[polytope]
+
+
+class PolytopeSupport(constraints.Constraint):
+    """``{v0 + N z : A z <= b}``: the support of :class:`FluxPolytope` (event_dim 1)."""
+
+    event_dim = 1
+
+    def __init__(self, polytope: Polytope) -> None:
+        self.polytope = polytope
+
+    def reduced(self, v: jax.Array) -> jax.Array:
+        """``z`` with ``v0 + N z = v`` (least squares; exact on the support)."""
+        p = self.polytope
+        return (jnp.asarray(v) - p.v0) @ _pseudo_inverse(p).T
+
+    def __call__(self, v: jax.Array) -> jax.Array:
+        p = self.polytope
+        z = self.reduced(v)
+        slack = z @ p.A.T - p.b
+        on_subspace = jnp.max(jnp.abs(p.v0 + z @ p.N.T - v), axis=-1) <= _INSIDE_TOL * (
+            1.0 + jnp.max(jnp.abs(v), axis=-1)
+        )
+        return jnp.all(slack <= _INSIDE_TOL * (1.0 + np.abs(p.b)), axis=-1) & on_subspace
+
+    def feasible_like(self, prototype: jax.Array) -> jax.Array:
+        centre = self.polytope.v0 + self.polytope.N @ self.polytope.center
+        return jnp.broadcast_to(centre, jnp.shape(prototype))
+
+    def tree_flatten(self):
+        return (), ((), {"polytope": self.polytope})
+
+
+class ReducedCoordinates(Transform):
+    """``z -> v0 + N z``: NumPyro's unconstrained space of a polytope site is ``R^d``.
+
+    The Jacobian factor is constant (``N`` has full column rank), so the uniform density on the
+    polytope is uniform in ``z``; ``log_abs_det_jacobian`` is 0 up to that constant.
+    """
+
+    domain = constraints.real_vector
+
+    def __init__(self, polytope: Polytope) -> None:
+        self.polytope = polytope
+
+    @property
+    def codomain(self) -> PolytopeSupport:
+        return PolytopeSupport(self.polytope)
+
+    def __call__(self, z: jax.Array) -> jax.Array:
+        return self.polytope.v0 + jnp.asarray(z) @ self.polytope.N.T
+
+    def _inverse(self, v: jax.Array) -> jax.Array:
+        return PolytopeSupport(self.polytope).reduced(v)
+
+    def log_abs_det_jacobian(self, z: jax.Array, v: jax.Array, intermediates=None) -> jax.Array:
+        return jnp.zeros(jnp.shape(z)[:-1])
+
+    def forward_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return shape[:-1] + (self.polytope.N.shape[0],)
+
+    def inverse_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return shape[:-1] + (self.polytope.dim,)
+
+    def tree_flatten(self):
+        return (), ((), {"polytope": self.polytope})
+
+
+@biject_to.register(PolytopeSupport)
+def _reduced_coordinates(constraint: PolytopeSupport) -> ReducedCoordinates:
+    return ReducedCoordinates(constraint.polytope)
+
+
+class FluxPolytope(dist.Distribution):
+    """The uniform distribution on a polytope ``P = {v0 + N z : A z <= b}`` (DESIGN.md).
+
+    ``log_prob`` is 0 on ``P`` and ``-inf`` off it (unnormalised: ``-log vol(P)`` is left out, a
+    constant for a fixed polytope). ``sample`` runs ``mixing_steps`` random-direction hit-and-run
+    moves from the Chebyshev centre (exact chords): approximate uniform draws, used for dispersed
+    chain starts and prior predictive checks; the kernels of :mod:`bayesflux.infer` sample ``P``
+    exactly.
+    """
+
+    reparametrized_params: list = []
+    pytree_data_fields = ()
+    pytree_aux_fields = ("polytope", "mixing_steps")
+
+    def __init__(self, polytope: Polytope, *, mixing_steps: int | None = None) -> None:
+        self.polytope = polytope
+        self.mixing_steps = int(mixing_steps or 20 * polytope.dim + 100)
+        super().__init__(batch_shape=(), event_shape=(polytope.N.shape[0],))
+
+    @constraints.dependent_property(is_discrete=False, event_dim=1)
+    def support(self) -> PolytopeSupport:
+        return PolytopeSupport(self.polytope)
+
+    def log_prob(self, value: jax.Array) -> jax.Array:
+        return jnp.where(self.support(value), 0.0, -jnp.inf)
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        p = self.polytope
+        A, b = jnp.asarray(p.A), jnp.asarray(p.b)
+        n = int(np.prod(sample_shape))
+
+        def walk(key):
+            def move(z, k):
+                k_dir, k_pos = jax.random.split(k)
+                u = jax.random.normal(k_dir, z.shape)
+                u = u / jnp.linalg.norm(u)
+                rate, slack = A @ u, b - A @ z
+                hi = jnp.min(jnp.where(rate > 0, slack / jnp.where(rate > 0, rate, 1.0), jnp.inf))
+                lo = jnp.max(jnp.where(rate < 0, slack / jnp.where(rate < 0, rate, 1.0), -jnp.inf))
+                return z + jax.random.uniform(k_pos, (), z.dtype, lo, hi) * u, None
+
+            z, _ = jax.lax.scan(
+                move, jnp.asarray(p.center), jax.random.split(key, self.mixing_steps)
+            )
+            return z
+
+        z = jax.vmap(walk)(jax.random.split(key, n))
+        return (p.v0 + z @ p.N.T).reshape(tuple(sample_shape) + self.event_shape)
+
+
+def flux_polytope(name: str, polytope: Polytope) -> jax.Array:
+    """A sample site ``name`` uniform on ``polytope``; returns its value (fluxes in the order of
+    ``polytope.reactions``, latent coordinates of a joint polytope after them).
+
+    Build the polytope once, outside the model (a model is traced many times):
+    :func:`bayesflux.sampling.polytope` for a network with extra constraints, or
+    :func:`bayesflux.models.joint_polytope` for fluxes with coupled latent variables.
+    """
+    if not isinstance(polytope, Polytope):
+        raise ConfigError(
+            f"flux_polytope({name!r}) needs a Polytope (bayesflux.sampling.polytope(network)), "
+            f"got {type(polytope).__name__}"
+        )
+    return numpyro.sample(name, FluxPolytope(polytope))
+
+
+def measured_fluxes(
+    v: jax.Array,
+    measured: Mapping[str, tuple[float, float]],
+    *,
+    network: Network | Polytope,
+    name: str = "measured_fluxes",
+) -> None:
+    """Observed site ``name``: ``y_j ~ N(v_j, sd_j²)``, one observation per measured reaction
+    (plate ``{name}_reaction``), ``measured = {reaction: (value, sd)}`` with ``sd > 0``."""
+    reactions = tuple(network.reactions)
+    missing = [r for r in measured if r not in reactions]
+    if missing:
+        raise ConfigError(f"{name}: measured reaction(s) {missing[:8]} are not in the model")
+    if not measured:
+        raise ConfigError(f"{name}: no measured flux given")
+    ids = list(measured)
+    values = np.array([float(measured[r][0]) for r in ids])
+    sd = np.array([float(measured[r][1]) for r in ids])
+    bad = [
+        r for r, y, s in zip(ids, values, sd) if not (np.isfinite(y) and np.isfinite(s) and s > 0)
+    ]
+    if bad:
+        raise ConfigError(f"{name}: measured flux of {bad} needs a finite value and 0 < sd < inf")
+    index = np.array([reactions.index(r) for r in ids])
+    with numpyro.plate(f"{name}_reaction", len(ids)):
+        numpyro.sample(name, dist.Normal(v[..., index], sd), obs=values)
+
+
+class _MarginalFalcon(dist.Distribution):
+    """The abundance vector under FALCON's Laplace likelihood with the scale integrated out
+    (:meth:`ExpressionLaplace.log_marginal`): one observation of all groups together."""
+
+    support = constraints.real_vector
+    pytree_data_fields = ("group_flux",)
+    pytree_aux_fields = ("expression",)
+
+    def __init__(self, group_flux: jax.Array, expression: ExpressionLaplace) -> None:
+        self.group_flux = group_flux
+        self.expression = expression
+        super().__init__(
+            batch_shape=jnp.shape(group_flux)[:-1], event_shape=jnp.shape(group_flux)[-1:]
+        )
+
+    def log_prob(self, value: jax.Array) -> jax.Array:
+        e = self.expression
+        one = lambda g, x: e.log_marginal(g, abundance=x) + e.log_normaliser()  # noqa: E731
+        g = jnp.broadcast_to(
+            self.group_flux, jnp.broadcast_shapes(self.group_flux.shape, value.shape)
+        )
+        x = jnp.broadcast_to(value, g.shape)
+        flat = jax.vmap(one)(g.reshape(-1, g.shape[-1]), x.reshape(-1, g.shape[-1]))
+        return flat.reshape(g.shape[:-1])
+
+    def sample(self, key, sample_shape=()):
+        raise ConfigError(
+            "the marginal expression likelihood has no sampler: give expression_falcon a scale "
+            "to draw predictive abundances"
+        )
+
+
+def expression_falcon(
+    v: jax.Array,
+    expression: ExpressionLaplace,
+    *,
+    scale: jax.Array | None = None,
+    name: str | None = None,
+) -> None:
+    """FALCON's Laplace likelihood of the enzyme abundances (seed 003).
+
+    ``e_i ~ Laplace(k g_i(v), σ_i)`` with ``g_i(v) = Σ_{j∈R_i} |v_j|`` over the reaction groups of
+    ``expression`` (an :class:`~bayesflux.models.ExpressionLaplace` built from the network and
+    the expression data). With a ``scale`` ``k`` (abundance per unit flux, any model variable):
+    one observation per group (plate ``{name}_group``), so pointwise log-likelihoods exist. With
+    ``scale=None``, ``k`` is integrated out exactly over ``expression.scale_bounds`` (uniform
+    prior) and the groups form one observation.
+    """
+    name = name or expression.name
+    g = expression.group_flux(v)
+    if scale is None:
+        numpyro.sample(name, _MarginalFalcon(g, expression), obs=expression.abundance)
+        return
+    with numpyro.plate(f"{name}_group", expression.abundance.size):
+        numpyro.sample(
+            name,
+            dist.Laplace(jnp.expand_dims(scale, -1) * g, expression.sigma),
+            obs=expression.abundance,
+        )
+
+
+def labeling_13c(
+    net: jax.Array,
+    problem: LabelingProblem,
+    *,
+    xch: jax.Array,
+    name: str = "labeling",
+) -> jax.Array:
+    """13C measurements as one observed site ``name`` (plate ``{name}_measurement``).
+
+    ``net`` are the net fluxes of ``problem.network``'s reactions (in its order) and ``xch`` the
+    exchange fluxes of its reversible reactions; ``y_i ~ N(m_i(net, xch), sd_i²)`` with ``m`` the
+    EMU / fluxomer simulation mapped to each measurement (MS fragments with their natural-isotope
+    correction and scale model, enrichments, fluxes). Returns the predictions ``m``.
+    """
+    values, sd = problem.observations()
+    predicted = values + problem.residuals_from_fluxes(net, xch) * sd
+    with numpyro.plate(f"{name}_measurement", values.size):
+        numpyro.sample(name, dist.Normal(predicted, sd), obs=values)
+    return predicted
