@@ -212,6 +212,15 @@ def _as_truth(truth: Any, known: Sequence[str]) -> dict[str, float]:
     return values
 
 
+def _sd(tree: xr.DataTree, obs: xr.Dataset, name: str) -> xr.DataArray | None:
+    """The standard deviations of observed variable ``name``: ``{name}_sd`` in
+    ``observed_data`` or in ``constant_data`` (where :mod:`bayesflux.infer` writes them)."""
+    if f"{name}_sd" in obs:
+        return obs[f"{name}_sd"]
+    const = _group(tree, "constant_data")
+    return const[f"{name}_sd"] if const is not None and f"{name}_sd" in const else None
+
+
 def _observed_fluxes(tree: xr.DataTree) -> dict[str, tuple[float, float]]:
     """Measured fluxes in ``observed_data``: variables over ``measured_reaction`` with an sd."""
     obs = _group(tree, "observed_data")
@@ -219,10 +228,9 @@ def _observed_fluxes(tree: xr.DataTree) -> dict[str, tuple[float, float]]:
     if obs is None:
         return out
     for name, da in obs.data_vars.items():
-        sd_name = f"{name}_sd"
-        if da.dims != ("measured_reaction",) or sd_name not in obs:
+        sd = _sd(tree, obs, str(name))
+        if da.dims != ("measured_reaction",) or sd is None:
             continue
-        sd = obs[sd_name]
         for r, y, s in zip(da["measured_reaction"].values, da.values, sd.values):
             out[str(r)] = (float(y), float(s))
     return out
@@ -367,7 +375,8 @@ def _observed_measurements(tree: xr.DataTree, variable: str | None) -> tuple[str
     if len(names) > 1:
         raise ConfigError(f"several measured variables {names}: choose one with variable=")
     name = names[0]
-    sd = obs[f"{name}_sd"] if f"{name}_sd" in obs else xr.zeros_like(obs[name])
+    sd = _sd(tree, obs, name)
+    sd = xr.zeros_like(obs[name]) if sd is None else sd
     return name, xr.Dataset({"value": obs[name], "sd": sd})
 
 

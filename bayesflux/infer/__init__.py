@@ -7,22 +7,29 @@ Kernels take a NumPyro model (with :mod:`bayesflux.models.blocks` sites), like N
                 chain_method="vectorized")
     mcmc.run(jax.random.key(0), extra_fields=EXTRA_FIELDS)
     tree = to_datatree(mcmc)            # az.summary(tree), az.loo(tree), az.plot_forest(tree)
+
+or, with bayesflux's vocabulary, blocks, checkpoints and stored diagnostics::
+
+    tree = sample(model, num_draws=1000, num_chains=4, seed=0, checkpoint="run/")
 """
 
-from bayesflux.infer.convert import EXTRA_FIELDS, diagnostics, to_datatree
+from bayesflux.infer.convert import EXTRA_FIELDS, build_datatree, diagnostics, to_datatree
 from bayesflux.infer.reflective_hmc import (
     ReflectiveHMC,
     ReflectiveHMCState,
     init_to_polytope,
     polytope_sites,
 )
+from bayesflux.infer.run import sample
 
 __all__ = [
     "EXTRA_FIELDS",
     "ReflectiveHMC",
     "ReflectiveHMCState",
+    "build_datatree",
     "diagnostics",
     "init_to_polytope",
     "polytope_sites",
+    "sample",
     "to_datatree",
 ]

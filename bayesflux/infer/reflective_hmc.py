@@ -38,7 +38,7 @@ from bayesflux.errors import ConfigError
 from bayesflux.models.blocks import FluxPolytope
 from bayesflux.sampling.polytope import Polytope
 from bayesflux.sampling.reflective_hmc import reflect
-from bayesflux.sampling.rounding import round_polytope
+from bayesflux.sampling.rounding import Rounding, round_polytope
 
 __all__ = ["ReflectiveHMC", "ReflectiveHMCState", "init_to_polytope", "polytope_sites"]
 
@@ -102,7 +102,7 @@ class _Geometry(NamedTuple):
     inverse_mass: np.ndarray
 
 
-def _geometry(z: dict, polytopes: dict[str, Polytope], rounding: str) -> _Geometry:
+def _geometry(z: dict, polytopes: dict[str, Polytope], rounding: str | Rounding) -> _Geometry:
     keys = sorted(z)
     flat, _ = ravel_pytree(z)
     size = flat.size
@@ -122,7 +122,15 @@ def _geometry(z: dict, polytopes: dict[str, Polytope], rounding: str) -> _Geomet
         block[:, cols] = poly.A
         rows.append(block)
         rhs.append(poly.b)
-        inv_mass[np.ix_(cols, cols)] = round_polytope(poly, rounding).cov
+        if isinstance(rounding, Rounding):
+            if len(polytopes) > 1 or rounding.cov.shape != (poly.dim, poly.dim):
+                raise ConfigError(
+                    "a Rounding object rounds one polytope site of its dimension; give a method "
+                    "name ('ep', 'mve', 'none') for several"
+                )
+            inv_mass[np.ix_(cols, cols)] = rounding.cov
+        else:
+            inv_mass[np.ix_(cols, cols)] = round_polytope(poly, rounding).cov
     if not rows:  # no polytope: one inactive facet keeps the reflection code uniform
         rows, rhs = [np.zeros((1, size))], [np.ones(1)]
     return _Geometry(np.vstack(rows), np.concatenate(rhs), inv_mass)
@@ -144,8 +152,9 @@ class ReflectiveHMC(MCMCKernel):
     max_steps
         Cap on leapfrog steps per draw.
     rounding
-        Initial mass matrix of polytope sites: ``"ep"`` (Expectation Propagation), ``"mve"`` or
-        ``"none"``.
+        Initial mass matrix of polytope sites: ``"ep"`` (Expectation Propagation), ``"mve"``,
+        ``"none"``, or a :class:`~bayesflux.sampling.Rounding` whose covariance is used (one
+        polytope site).
     init_strategy
         NumPyro init strategy (default :func:`init_to_polytope`).
     """
@@ -163,7 +172,7 @@ class ReflectiveHMC(MCMCKernel):
         max_reflections: int = 1000,
         max_delta_energy: float = 1000.0,
         adapt_mass_matrix: bool = True,
-        rounding: str = "ep",
+        rounding: str | Rounding = "ep",
         init_strategy: Callable | None = None,
     ) -> None:
         if not (trajectory_length > 0 and step_size > 0 and 0 < target_accept_prob < 1):

@@ -24,7 +24,8 @@ Call them inside a NumPyro model (DESIGN.md, "How a model is written")::
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -36,9 +37,11 @@ from numpyro.distributions.transforms import Transform, biject_to
 
 from bayesflux.errors import ConfigError
 from bayesflux.labeling.measurements import LabelingProblem
-from bayesflux.models.terms import ExpressionLaplace
 from bayesflux.network import Network
 from bayesflux.sampling.polytope import Polytope
+
+if TYPE_CHECKING:
+    from bayesflux.models.terms import ExpressionLaplace
 
 __all__ = [
     "FluxPolytope",
@@ -137,18 +140,27 @@ class FluxPolytope(dist.Distribution):
     """The uniform distribution on a polytope ``P = {v0 + N z : A z <= b}`` (DESIGN.md).
 
     ``log_prob`` is 0 on ``P`` and ``-inf`` off it (unnormalised: ``-log vol(P)`` is left out, a
-    constant for a fixed polytope). ``sample`` runs ``mixing_steps`` random-direction hit-and-run
-    moves from the Chebyshev centre (exact chords): approximate uniform draws, used for dispersed
-    chain starts and prior predictive checks; the kernels of :mod:`bayesflux.infer` sample ``P``
+    constant for a fixed polytope), plus ``log_density(v)`` where given (an unnormalised density
+    on ``P``, e.g. priors of latent coordinates of a joint polytope). ``sample`` runs
+    ``mixing_steps`` random-direction hit-and-run moves from the Chebyshev centre (exact
+    chords): approximate uniform draws, used for dispersed chain starts and prior predictive
+    checks; the kernels of :mod:`bayesflux.infer` sample ``P``
     exactly.
     """
 
     reparametrized_params: list = []
     pytree_data_fields = ()
-    pytree_aux_fields = ("polytope", "mixing_steps")
+    pytree_aux_fields = ("polytope", "mixing_steps", "log_density")
 
-    def __init__(self, polytope: Polytope, *, mixing_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        polytope: Polytope,
+        *,
+        log_density: Callable[[jax.Array], jax.Array] | None = None,
+        mixing_steps: int | None = None,
+    ) -> None:
         self.polytope = polytope
+        self.log_density = log_density
         self.mixing_steps = int(mixing_steps or 20 * polytope.dim + 100)
         super().__init__(batch_shape=(), event_shape=(polytope.N.shape[0],))
 
@@ -157,7 +169,12 @@ class FluxPolytope(dist.Distribution):
         return PolytopeSupport(self.polytope)
 
     def log_prob(self, value: jax.Array) -> jax.Array:
-        return jnp.where(self.support(value), 0.0, -jnp.inf)
+        inside = self.support(value)
+        if self.log_density is None:
+            return jnp.where(inside, 0.0, -jnp.inf)
+        return jnp.where(
+            inside, jnp.vectorize(self.log_density, signature="(n)->()")(value), -jnp.inf
+        )
 
     def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
         p = self.polytope
@@ -203,12 +220,15 @@ def measured_fluxes(
     v: jax.Array,
     measured: Mapping[str, tuple[float, float]],
     *,
-    network: Network | Polytope,
+    network: Network | Polytope | Sequence[str],
     name: str = "measured_fluxes",
+    dim: str = "measured_reaction",
 ) -> None:
     """Observed site ``name``: ``y_j ~ N(v_j, sd_j²)``, one observation per measured reaction
-    (plate ``{name}_reaction``), ``measured = {reaction: (value, sd)}`` with ``sd > 0``."""
-    reactions = tuple(network.reactions)
+    (plate ``dim``: give two such sites with other reactions other dims),
+    ``measured = {reaction: (value, sd)}`` with ``sd > 0``; ``network`` (or a polytope, or the
+    reaction ids) names the entries of ``v``."""
+    reactions = tuple(getattr(network, "reactions", network))
     missing = [r for r in measured if r not in reactions]
     if missing:
         raise ConfigError(f"{name}: measured reaction(s) {missing[:8]} are not in the model")
@@ -223,8 +243,10 @@ def measured_fluxes(
     if bad:
         raise ConfigError(f"{name}: measured flux of {bad} needs a finite value and 0 < sd < inf")
     index = np.array([reactions.index(r) for r in ids])
-    with numpyro.plate(f"{name}_reaction", len(ids)):
-        numpyro.sample(name, dist.Normal(v[..., index], sd), obs=values)
+    with numpyro.plate(dim, len(ids)):
+        numpyro.sample(
+            name, dist.Normal(v[..., index], sd), obs=values, infer={"coords": {dim: ids}}
+        )
 
 
 class _MarginalFalcon(dist.Distribution):
@@ -280,11 +302,13 @@ def expression_falcon(
     if scale is None:
         numpyro.sample(name, _MarginalFalcon(g, expression), obs=expression.abundance)
         return
-    with numpyro.plate(f"{name}_group", expression.abundance.size):
+    dim, size = f"{name}_group", expression.abundance.size
+    with numpyro.plate(dim, size):
         numpyro.sample(
             name,
             dist.Laplace(jnp.expand_dims(scale, -1) * g, expression.sigma),
             obs=expression.abundance,
+            infer={"coords": {dim: np.arange(size)}},
         )
 
 
@@ -294,8 +318,10 @@ def labeling_13c(
     *,
     xch: jax.Array,
     name: str = "labeling",
+    dim: str = "measurement",
 ) -> jax.Array:
-    """13C measurements as one observed site ``name`` (plate ``{name}_measurement``).
+    """13C measurements as one observed site ``name`` (plate ``dim``, labelled as
+    ``problem.labels()``).
 
     ``net`` are the net fluxes of ``problem.network``'s reactions (in its order) and ``xch`` the
     exchange fluxes of its reversible reactions; ``y_i ~ N(m_i(net, xch), sd_i²)`` with ``m`` the
@@ -304,6 +330,8 @@ def labeling_13c(
     """
     values, sd = problem.observations()
     predicted = values + problem.residuals_from_fluxes(net, xch) * sd
-    with numpyro.plate(f"{name}_measurement", values.size):
-        numpyro.sample(name, dist.Normal(predicted, sd), obs=values)
+    with numpyro.plate(dim, values.size):
+        numpyro.sample(
+            name, dist.Normal(predicted, sd), obs=values, infer={"coords": {dim: problem.labels()}}
+        )
     return predicted

@@ -16,7 +16,7 @@ and one variable per latent), ``sample_stats``, ``log_likelihood`` (one variable
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -24,9 +24,11 @@ from typing import Literal, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import xarray as xr
 
 from bayesflux.errors import ConfigError
+from bayesflux.models.blocks import FluxPolytope
 from bayesflux.network import Network, as_network
 from bayesflux.results import provenance
 from bayesflux.sampling.polytope import (
@@ -36,12 +38,14 @@ from bayesflux.sampling.polytope import (
     normalise_rows,
     polytope,
 )
-from bayesflux.sampling.reflective_hmc import sample_hmc
 from bayesflux.sampling.rounding import Rounding
 from bayesflux.sampling.sample import sample_fluxes
 from bayesflux.sampling.slice import sample_slice
 
-__all__ = ["Coupling", "FluxPosterior", "Latent", "Term", "joint_polytope"]
+__all__ = ["JOINT_SITE", "Coupling", "FluxPosterior", "Latent", "Term", "joint_polytope"]
+
+#: The hidden NumPyro site of a posterior with latents: the joint vector ``x = (v, θ)``.
+JOINT_SITE = "_flux_and_latents"
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ class Term(Protocol):
 
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array: ...
 
-    def observed_data(self) -> dict[str, xr.DataArray]: ...
+    def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
+        """Add the term's observed NumPyro sites (:mod:`bayesflux.models.blocks`)."""
 
 
 def joint_polytope(
@@ -221,10 +226,44 @@ class FluxPosterior:
             out = out + value
         return out
 
+    def _log_prior(self, x: jax.Array) -> jax.Array:
+        """``Σ_k log p(θ_k)`` of the latent coordinates of ``x = (v, θ)``."""
+        _, theta = self.split(x)
+        return sum((lat.log_prior(theta[lat.name]) for lat in self.latents), jnp.zeros(()))
+
+    def model(self) -> Callable[[], None]:
+        """This posterior as a NumPyro model (:mod:`bayesflux.models.blocks`).
+
+        Without latents the site ``flux`` is uniform on the flux polytope; with latents the
+        hidden site ``_flux_and_latents`` is uniform on the joint polytope times the latents'
+        priors, and ``flux`` and each latent are deterministic sites. Each term adds its
+        observed sites (``term.observe(v, theta)``; a term without ``observe`` adds a factor).
+        """
+        n, names, terms = self._n, self.latent_names, self.terms
+        poly = self.polytope
+        prior = self._log_prior if self.latents else None
+
+        def flux_model() -> None:
+            theta: dict[str, jax.Array] = {}
+            if not names:
+                v = numpyro.sample("flux", FluxPolytope(poly))
+            else:
+                x = numpyro.sample(JOINT_SITE, FluxPolytope(poly, log_density=prior))
+                v = numpyro.deterministic("flux", x[..., :n])
+                theta = {nm: numpyro.deterministic(nm, x[..., n + i]) for i, nm in enumerate(names)}
+            for term in terms:
+                observe = getattr(term, "observe", None)
+                if observe is None:
+                    numpyro.factor(term.name, term.log_likelihood(v, theta))
+                else:
+                    observe(v, theta)
+
+        return flux_model
+
     def sample(
         self,
         *,
-        method: Literal["metropolis", "hmc", "slice"] = "metropolis",
+        method: Literal["metropolis", "hmc", "slice"] = "hmc",
         num_chains: int = 4,
         num_draws: int = 1000,
         num_warmup: int | None = None,
@@ -234,8 +273,9 @@ class FluxPosterior:
         step_size: float | np.ndarray | None = None,
         adapt_step_size: bool = True,
         target_acceptance: float = 0.4,
+        trajectory_length: float = 3.0,
         seed: int = 0,
-        block_size: int = 100,
+        block_size: int | None = None,
         progress: bool = False,
         checkpoint: str | Path | None = None,
     ) -> xr.DataTree:
@@ -243,37 +283,59 @@ class FluxPosterior:
 
         ``method``:
 
-        * ``"metropolis"`` (default): hit-and-run Metropolis (options as in ``sample_fluxes``);
-        * ``"hmc"``: Hamiltonian Monte Carlo reflecting off the polytope's facets, steps and
-          rounding adapted in warm-up (:func:`bayesflux.sampling.reflective_hmc.sample_hmc`;
-          ``rounding`` is the initial rounding, ``kernel``, ``thinning``, ``step_size`` and the
-          other Metropolis options are not used). It needs a differentiable log density and
-          mixes where hit-and-run crawls: along the creases of FALCON's Laplace likelihood;
-        * ``"slice"``: hit-and-run slice sampling with the same rounding adaptation
+        * ``"hmc"`` (default): :class:`bayesflux.infer.ReflectiveHMC` on :meth:`model` under
+          ``numpyro.infer.MCMC`` (:func:`bayesflux.infer.sample`): reflection off the
+          polytope's facets, NumPyro's step-size and dense mass-matrix adaptation from
+          ``rounding``'s covariance, mean integration time ``trajectory_length``;
+        * ``"metropolis"``: hit-and-run Metropolis (options as in ``sample_fluxes``);
+        * ``"slice"``: hit-and-run slice sampling with rounding adaptation
           (:func:`bayesflux.sampling.slice.sample_slice`; ``kernel`` and ``thinning`` used).
 
         ``checkpoint`` needs ``"metropolis"`` or ``"hmc"``. With precise data the posterior fills
         a small part of the polytope; for ``"metropolis"`` give a Gaussian ``step_size`` (adapted in
         warm-up unless ``adapt_step_size=False``) and a ``rounding`` built from the posterior's
         covariance (``bayesflux.sampling.kernel.covariance_rounding`` in the coordinates of
-        ``self.polytope``; chains start at its centre). ``"hmc"`` and ``"slice"`` estimate that
-        covariance themselves in warm-up.
+        ``self.polytope``; chains start at its centre).
 
-        Returns an ArviZ DataTree with ``posterior`` (``flux`` over ``reaction``, latents),
-        ``sample_stats`` (``lp`` and the sampler's statistics), ``log_likelihood`` (one
-        variable per term), ``observed_data`` and ``constant_data``. ``checkpoint`` makes an
-        interrupted run resume without losing finished blocks.
+        Returns an ArviZ DataTree (:func:`bayesflux.infer.build_datatree`): ``posterior``
+        (``flux`` over ``reaction`` and one variable per latent), ``sample_stats``,
+        pointwise ``log_likelihood`` (one variable per observed term), ``observed_data`` and
+        ``constant_data``. ``checkpoint`` makes an interrupted run resume without losing
+        finished blocks.
         """
         logdensity = self.log_density if (self.terms or self.latents) else None
         if method not in ("metropolis", "hmc", "slice"):
             raise ConfigError(
                 f"unknown sampling method {method!r}; expected 'metropolis', 'hmc' or 'slice'"
             )
-        if method != "metropolis":
-            if checkpoint is not None and method == "slice":
+        if method == "hmc":
+            from bayesflux.infer import ReflectiveHMC
+            from bayesflux.infer import sample as infer_sample
+
+            model = self.model()
+            hmc = ReflectiveHMC(model, rounding=rounding, trajectory_length=trajectory_length)
+            return infer_sample(
+                model,
+                kernel=hmc,
+                num_draws=num_draws,
+                num_warmup=num_warmup,
+                num_chains=num_chains,
+                thinning=thinning or 1,
+                seed=seed,
+                checkpoint=checkpoint,
+                block_size=block_size,
+                progress=progress,
+                **self._tree_options(),
+            )
+        if method == "slice":
+            if checkpoint is not None:
                 raise ConfigError("checkpoint needs method='metropolis' or 'hmc', not 'slice'")
             target = logdensity if logdensity is not None else (lambda x: jnp.zeros(()))
-            common = dict(
+            raw = sample_slice(
+                self.polytope,
+                target,
+                direction=kernel,
+                thinning=thinning,
                 num_chains=num_chains,
                 num_draws=num_draws,
                 num_warmup=num_warmup,
@@ -281,90 +343,60 @@ class FluxPosterior:
                 seed=seed,
                 progress=progress,
             )
-            if method == "hmc":
-                raw = sample_hmc(self.polytope, target, checkpoint=checkpoint, **common)
-            else:
-                raw = sample_slice(
-                    self.polytope, target, direction=kernel, thinning=thinning, **common
-                )
-            stats = raw["sample_stats"].to_dataset()
-            return self.to_datatree(raw["posterior"]["flux"].values, stats, attrs=dict(raw.attrs))
-        raw = sample_fluxes(
-            self.polytope,
-            num_chains=num_chains,
-            num_draws=num_draws,
-            num_warmup=num_warmup,
-            thinning=thinning,
-            kernel=kernel,
-            rounding=rounding,
-            logdensity_fn=logdensity,
-            step_size=step_size,
-            adapt_step_size=adapt_step_size,
-            target_acceptance=target_acceptance,
-            seed=seed,
-            block_size=block_size,
-            progress=progress,
-            checkpoint=checkpoint,
-        )
+        else:
+            raw = sample_fluxes(
+                self.polytope,
+                num_chains=num_chains,
+                num_draws=num_draws,
+                num_warmup=num_warmup,
+                thinning=thinning,
+                kernel=kernel,
+                rounding=rounding,
+                logdensity_fn=logdensity,
+                step_size=step_size,
+                adapt_step_size=adapt_step_size,
+                target_acceptance=target_acceptance,
+                seed=seed,
+                block_size=block_size or 100,
+                progress=progress,
+                checkpoint=checkpoint,
+            )
         return self.to_datatree(
             raw["posterior"]["flux"].values,
             raw["sample_stats"].to_dataset(),
             attrs=dict(raw.attrs),
         )
 
-    def to_datatree(
-        self, x: np.ndarray, sample_stats: xr.Dataset | None = None, *, attrs: dict | None = None
-    ) -> xr.DataTree:
-        """Draws ``x (chain, draw, n + k)`` of ``(v, θ)`` as the DataTree of :meth:`sample`."""
-        x = np.asarray(x)
-        chain, draw = np.arange(x.shape[0]), np.arange(x.shape[1])
-        coords = {"chain": chain, "draw": draw}
-        post = {"flux": (("chain", "draw", "reaction"), x[..., : self._n])}
-        for i, name in enumerate(self.latent_names):
-            post[name] = (("chain", "draw"), x[..., self._n + i])
-        posterior = xr.Dataset(post, coords={**coords, "reaction": list(self.network.reactions)})
-        flat = jnp.asarray(x.reshape(-1, x.shape[-1]))
-        # in batches: all draws of a long run at once would hold every term's intermediates
-        loglik = (
-            jax.lax.map(jax.jit(self.term_log_likelihoods), flat, batch_size=1024)
-            if self.terms
-            else {}
-        )
-        log_likelihood = xr.Dataset(
-            {k: (("chain", "draw"), np.asarray(v).reshape(x.shape[:2])) for k, v in loglik.items()},
-            coords=coords,
-        )
-        observed = {}
-        for t in self.terms:
-            observed.update(t.observed_data())
-        constant = xr.Dataset(
-            {
-                "lower_bound": ("reaction", self.network.lb),
-                "upper_bound": ("reaction", self.network.ub),
-            },
-            coords={"reaction": list(self.network.reactions)},
-        )
-        sampler = (attrs or {}).get("method", "hit-and-run")
-        sampler = "hit-and-run Metropolis" if sampler == "hit-and-run" else sampler
-        meta = provenance(
-            f"flux posterior ({sampler})",
+    def _tree_options(self) -> dict:
+        """``coords``, ``dims`` and provenance ``attrs`` of this posterior's DataTrees."""
+        dims = {"flux": ["reaction"]} if self.latents else {}
+        attrs = provenance(
+            "flux posterior",
             self.network,
             terms=",".join(t.name for t in self.terms) or "none",
             latents=",".join(self.latent_names) or "none",
-            **{k: v for k, v in (attrs or {}).items() if k not in ("method", "network")},
         )
-        # an unnamed root: ArviZ reads a DataTree *named* "posterior" as the posterior group
-        # itself (arviz_base.convert_to_dataset), so az.summary(tree) would find no variables
-        tree = xr.DataTree.from_dict(
-            {
-                "posterior": posterior.assign_attrs(meta),
-                "sample_stats": (
-                    sample_stats if sample_stats is not None else xr.Dataset(coords=coords)
-                ),
-                "log_likelihood": log_likelihood,
-                "observed_data": xr.Dataset(observed),
-                "constant_data": constant,
-            }
+        return {"coords": {"reaction": list(self.network.reactions)}, "dims": dims, "attrs": attrs}
+
+    def to_datatree(
+        self, x: np.ndarray, sample_stats: xr.Dataset | None = None, *, attrs: dict | None = None
+    ) -> xr.DataTree:
+        """Draws ``x (chain, draw, n + k)`` of ``(v, θ)`` (any sampler) as the DataTree of
+        :meth:`sample`, built by :func:`bayesflux.infer.build_datatree` from :meth:`model`."""
+        from bayesflux.infer import build_datatree
+
+        x = np.asarray(x)
+        if self.latents:
+            v, theta = self.split(x)
+            samples = {JOINT_SITE: x, "flux": v, **{k: np.asarray(t) for k, t in theta.items()}}
+        else:
+            samples = {"flux": x}
+        stats = {k: da.values for k, da in (sample_stats or xr.Dataset()).data_vars.items()}
+        options = self._tree_options()
+        sampler = (attrs or {}).get("method", "hit-and-run")
+        sampler = "hit-and-run Metropolis" if sampler == "hit-and-run" else sampler
+        options["attrs"].update(
+            {k: v for k, v in (attrs or {}).items() if k not in ("method", "network")},
+            method=f"flux posterior ({sampler})",
         )
-        tree.attrs.update(meta)
-        return tree
+        return build_datatree(self.model(), samples, stats, **options)

@@ -27,6 +27,7 @@ import xarray as xr
 from bayesflux.errors import ConfigError, InfeasibleError, NetworkError, SolverError
 from bayesflux.expression.abundance import abundance_vector, enzyme_abundance, group_abundance
 from bayesflux.labeling.measurements import LabelingProblem
+from bayesflux.models import blocks
 from bayesflux.models.posterior import Coupling, Latent
 from bayesflux.network import Network, as_network, steady_state_violation
 from bayesflux.sampling.polytope import LinearConstraint, Polytope
@@ -67,17 +68,16 @@ class FluxObservations:
         if bad:
             raise ConfigError(f"measured flux of {bad} needs a finite value and sd > 0")
         self.values, self.sd = values, sd
+        self.network_reactions = tuple(network.reactions)
+
+    def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
+        """NumPyro sites: :func:`~bayesflux.models.blocks.measured_fluxes`."""
+        measured = dict(zip(self.reactions, zip(self.values, self.sd, strict=True), strict=True))
+        blocks.measured_fluxes(v, measured, network=self.network_reactions, name=self.name)
 
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
         r = (v[self.index] - self.values) / self.sd
         return -0.5 * jnp.sum(r**2) - np.sum(np.log(self.sd)) - 0.5 * r.size * np.log(2 * np.pi)
-
-    def observed_data(self) -> dict[str, xr.DataArray]:
-        coords = {"measured_reaction": list(self.reactions)}
-        return {
-            f"{self.name}": xr.DataArray(self.values, dims="measured_reaction", coords=coords),
-            f"{self.name}_sd": xr.DataArray(self.sd, dims="measured_reaction", coords=coords),
-        }
 
 
 def _abundance(network: Network, expression, std, abundance, gpr_method) -> xr.Dataset:
@@ -173,6 +173,12 @@ class ExpressionLaplace:
     def log_normaliser(self) -> float:
         """``-Σ_i log(2 σ_i)``: the Laplace densities' constant."""
         return -float(np.sum(np.log(2.0 * self.sigma)))
+
+    def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
+        """NumPyro sites: :func:`~bayesflux.models.blocks.expression_falcon` (one observation
+        per group with the latent scale, one of all groups with the scale integrated out)."""
+        scale = None if self.marginalize else theta[self.scale_name]
+        blocks.expression_falcon(v, self, scale=scale, name=self.name)
 
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
         g = self.group_flux(v)
@@ -328,13 +334,6 @@ class ExpressionLaplace:
             steady_state_violation(network.S, w, k * network.lb, k * network.ub) <= tol
         )
 
-    def observed_data(self) -> dict[str, xr.DataArray]:
-        coords = {"group": np.arange(self.abundance.size)}
-        return {
-            f"{self.name}": xr.DataArray(self.abundance, dims="group", coords=coords),
-            f"{self.name}_sigma": xr.DataArray(self.sigma, dims="group", coords=coords),
-        }
-
 
 class ExpressionCapacity:
     """E-Flux as a prior: ``-α e_j <= v_j <= α e_j`` with latent capacity ``α`` (seed 000).
@@ -376,11 +375,11 @@ class ExpressionCapacity:
             coords={"capacity_reaction": [network.reactions[j] for j in known]},
         )
 
+    def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
+        """No observed site: a prior, whose content is the couplings."""
+
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
         return jnp.zeros(())  # a prior: its content is the couplings
-
-    def observed_data(self) -> dict[str, xr.DataArray]:
-        return {f"{self.name}_abundance": self.relative_abundance}
 
 
 class Labeling13C:
@@ -435,15 +434,15 @@ class Labeling13C:
             rows.append(Coupling({target: c}, {xch: 1.0}, lower=0.0))
         self.couplings = tuple(rows)
 
-    def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
-        net = v[self.index]
-        xch = jnp.stack([theta[nm] for nm in self.xch_names]) if self.xch_names else jnp.zeros(0)
-        return self.problem.log_likelihood(net, xch)
+    def exchange_fluxes(self, theta: Mapping[str, jax.Array]) -> jax.Array:
+        """The exchange fluxes of the problem's reversible reactions from the latents."""
+        return jnp.stack([theta[nm] for nm in self.xch_names]) if self.xch_names else jnp.zeros(0)
 
-    def observed_data(self) -> dict[str, xr.DataArray]:
-        values, sd = self.problem.observations()
-        coords = {"measurement": self.problem.labels()}
-        return {
-            f"{self.name}": xr.DataArray(values, dims="measurement", coords=coords),
-            f"{self.name}_sd": xr.DataArray(sd, dims="measurement", coords=coords),
-        }
+    def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
+        """NumPyro sites: :func:`~bayesflux.models.blocks.labeling_13c`."""
+        blocks.labeling_13c(
+            v[self.index], self.problem, xch=self.exchange_fluxes(theta), name=self.name
+        )
+
+    def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
+        return self.problem.log_likelihood(v[self.index], self.exchange_fluxes(theta))

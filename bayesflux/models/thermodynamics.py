@@ -21,6 +21,8 @@ from dataclasses import replace
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 import scipy.optimize
 import xarray as xr
 
@@ -87,13 +89,31 @@ class Thermodynamics:
             values = values.at[self.free].set(jnp.stack([theta[nm] for nm in self.lnc_names]))
         return values
 
-    def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
+    def second_law(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
+        """``0`` where every flux runs down its ``ΔrG`` (beyond the margin), else ``-inf``."""
         t = self.thermo
-        lnc = self.lnc(theta)
-        drg = t.drg0 + t.drg_matrix @ lnc
+        drg = t.drg0 + t.drg_matrix @ self.lnc(theta)
         vk = v[t.index]
         broken = (jnp.abs(vk) > ZERO_FLUX) & (jnp.sign(vk) * drg > -t.margin)
-        out = jnp.where(jnp.any(broken), -jnp.inf, 0.0)
+        return jnp.where(jnp.any(broken), -jnp.inf, 0.0)
+
+    def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
+        """NumPyro sites: the second law as a factor, the metabolome ``ln c_i ~ N(ln ĉ_i, sd_i²)``
+        as an observed site ``{name}_metabolome`` over ``measured_metabolite``."""
+        numpyro.factor(f"{self.name}_second_law", self.second_law(v, theta))
+        if self.measured:
+            dim = "measured_metabolite"
+            with numpyro.plate(dim, len(self.measured)):
+                numpyro.sample(
+                    f"{self.name}_metabolome",
+                    dist.Normal(self.lnc(theta)[self.measured_index], self.measured_sd),
+                    obs=self.measured_lnc,
+                    infer={"coords": {dim: list(self.measured)}},
+                )
+
+    def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
+        lnc = self.lnc(theta)
+        out = self.second_law(v, theta)
         if self.measured:
             r = (lnc[self.measured_index] - self.measured_lnc) / self.measured_sd
             out = out - 0.5 * jnp.sum(r**2) - np.sum(np.log(self.measured_sd))
@@ -158,19 +178,6 @@ class Thermodynamics:
         if res.status != 0:
             raise InfeasibleError("the start's sign pattern has an empty concentration polytope")
         return res.x[:m]
-
-    def observed_data(self) -> dict[str, xr.DataArray]:
-        if not self.measured:
-            return {}
-        coords = {"measured_metabolite": list(self.measured)}
-        return {
-            f"{self.name}_lnc": xr.DataArray(
-                self.measured_lnc, dims="measured_metabolite", coords=coords
-            ),
-            f"{self.name}_lnc_sd": xr.DataArray(
-                self.measured_sd, dims="measured_metabolite", coords=coords
-            ),
-        }
 
 
 def _feasible_chord_kernel(A, b, offset, M, v_rows, lnc_map, thermo: ThermoModel, log_density):

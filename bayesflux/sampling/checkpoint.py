@@ -86,14 +86,11 @@ class StateStore:
         self.directory, self.prefix = Path(directory), prefix
         open_checkpoint(self.directory, stamp)
 
-    def save(self, index: int, state) -> None:
+    def save(self, index: int, state, **arrays: np.ndarray) -> None:
+        """Store ``state`` (PRNG keys as their raw data) and any extra named ``arrays``."""
         leaves = jax.tree.leaves(state)
-        write_block(
-            self.directory,
-            index,
-            {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)},
-            self.prefix,
-        )
+        stored = {f"leaf{i}": np.asarray(_raw(x)) for i, x in enumerate(leaves)}
+        write_block(self.directory, index, {**stored, **arrays}, self.prefix)
 
     def load(self, index: int, like):
         """The state stored for block ``index`` (structure of ``like``), or None."""
@@ -102,5 +99,22 @@ class StateStore:
             return None
         leaves, treedef = jax.tree.flatten(like)
         with np.load(path) as data:
-            stored = [data[f"leaf{i}"] for i in range(len(leaves))]
-        return jax.tree.unflatten(treedef, [jnp.asarray(x) for x in stored])
+            stored = [_like(data[f"leaf{i}"], leaf) for i, leaf in enumerate(leaves)]
+        return jax.tree.unflatten(treedef, stored)
+
+    def arrays(self, index: int) -> dict[str, np.ndarray]:
+        """The extra arrays stored with block ``index``."""
+        with np.load(self.directory / f"{self.prefix}_{index:06d}.npz") as data:
+            return {k: data[k] for k in data.files if not k.startswith("leaf")}
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
+
+
+def _raw(x):
+    return jax.random.key_data(x) if _is_key(x) else x
+
+
+def _like(stored: np.ndarray, leaf):
+    return jax.random.wrap_key_data(stored) if _is_key(leaf) else jnp.asarray(stored)

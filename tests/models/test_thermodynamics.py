@@ -64,6 +64,6 @@ def test_metabolome_pulls_ln_c(triangle_thermo):
     tree = sample_thermodynamic(post, term, num_chains=2, num_draws=300, seed=2)
     lnc_b = tree["posterior"][term.lnc_names[1]].values
     assert abs(lnc_b.mean() - target) < 0.05
-    assert float(tree["observed_data"]["thermo_lnc"].sel(measured_metabolite="B")) == target
+    assert float(tree["observed_data"]["thermo_metabolome"].sel(measured_metabolite="B")) == target
     with pytest.raises(ConfigError, match="unknown metabolite"):
         Thermodynamics(thermo, metabolome={"Z": (1.0, 0.1)})

@@ -1,0 +1,251 @@
+"""Run a NumPyro kernel on a flux model in blocks, checkpointed, and return an ArviZ DataTree.
+
+:func:`sample` drives any ``MCMCKernel`` (:class:`ReflectiveHMC`, NumPyro's ``NUTS``, ...)
+through its contract, as ``numpyro.infer.MCMC(chain_method="vectorized")`` does, with
+bayesflux's vocabulary (``num_draws``, ``num_warmup``, ``num_chains``, ``thinning``, ``seed``,
+``checkpoint``): ``kernel.init`` with one key per chain, the warm-up as one compiled loop of
+``kernel.sample``, then the kept draws in blocks of one compiled loop each (compiled once for all
+blocks, which ``MCMC.run`` per block would recompile), constrained by
+``kernel.postprocess_fn``. With ``checkpoint`` the warmed-up state and each block (its draws and
+end state) are written to a folder (:class:`~bayesflux.sampling.checkpoint.StateStore`); a rerun
+with the same settings resumes after the last block and gives the draws of an uninterrupted run.
+Diagnostics (max R-hat, min bulk and tail ESS) are logged, stored in the tree's attrs and warned
+about below their thresholds.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import xarray as xr
+from numpyro.infer.mcmc import MCMCKernel
+
+from bayesflux.errors import ConfigError
+from bayesflux.infer.convert import EXTRA_FIELDS, build_datatree, diagnostics
+from bayesflux.infer.reflective_hmc import ReflectiveHMC, polytope_sites
+from bayesflux.progress import progress_bar
+from bayesflux.sampling.checkpoint import StateStore, fingerprint
+
+__all__ = ["RHAT_THRESHOLD", "ESS_THRESHOLD", "sample"]
+
+log = logging.getLogger(__name__)
+
+RHAT_THRESHOLD = 1.01  # Vehtari et al. (2021): rank-normalised split R-hat
+ESS_THRESHOLD = 100  # per chain-set minimum bulk / tail ESS below which estimates are noisy
+
+
+def _stamp(kernel: MCMCKernel, model, args, kwargs, **settings) -> str:
+    """Fingerprint of a run: the model's polytopes and observed data, kernel and settings."""
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(*args, **kwargs)
+    arrays = [a for p in polytope_sites(trace).values() for a in (p.A, p.b)]
+    arrays += [
+        np.asarray(s["value"]) for s in trace.values() if s["type"] == "sample" and s["is_observed"]
+    ]
+    options = {k: v for k, v in vars(kernel).items() if isinstance(v, int | float | str | bool)}
+    return fingerprint(tuple(arrays), kernel=type(kernel).__name__, **options, **settings)
+
+
+def _field(state, name: str):
+    for part in name.split("."):
+        state = getattr(state, part)
+    return state
+
+
+def _compiled_steps(kernel: MCMCKernel, args, kwargs):
+    """``steps(state, n)``: ``n`` transitions of every chain, one compiled loop per ``n``."""
+
+    @partial(jax.jit, static_argnums=1)
+    def steps(state, n):
+        return jax.lax.fori_loop(0, n, lambda _, s: kernel.sample(s, args, kwargs), state)
+
+    return steps
+
+
+def _compiled_block(kernel: MCMCKernel, args, kwargs, size: int, thinning: int, fields):
+    """``block(state) -> (state, (z, stats))``: ``size`` kept draws, each after ``thinning``
+    transitions, as ``(chain, draw, ...)`` arrays of the unconstrained sites and ``fields``."""
+
+    def kept(state, _):
+        state = jax.lax.fori_loop(0, thinning, lambda _, s: kernel.sample(s, args, kwargs), state)
+        return state, (getattr(state, kernel.sample_field), {f: _field(state, f) for f in fields})
+
+    @jax.jit
+    def block(state):
+        state, out = jax.lax.scan(kept, state, None, length=size)
+        return state, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), out)
+
+    return block
+
+
+def sample(
+    model: Callable,
+    *,
+    kernel: MCMCKernel | None = None,
+    num_draws: int = 1000,
+    num_warmup: int | None = None,
+    num_chains: int = 4,
+    thinning: int = 1,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    block_size: int | None = None,
+    progress: bool = False,
+    posterior_predictive: bool = False,
+    model_args: tuple = (),
+    model_kwargs: dict | None = None,
+    coords: dict | None = None,
+    dims: dict | None = None,
+    attrs: dict | None = None,
+) -> xr.DataTree:
+    """Posterior draws of ``model`` by ``kernel`` (default :class:`ReflectiveHMC` ``(model)``).
+
+    Parameters
+    ----------
+    num_draws, num_warmup, num_chains, thinning
+        Kept draws per chain, warm-up iterations (default ``max(num_draws // 2, 500)``), chains,
+        and iterations per kept draw.
+    seed
+        Seed of every random number: equal seeds give equal draws.
+    checkpoint, block_size
+        Folder for the warmed-up state and each block of ``block_size`` kept draws (default 250
+        with a checkpoint, else all draws in one block).
+    posterior_predictive
+        Add draws of every observed site at the posterior draws.
+    coords, dims, attrs
+        Passed to :func:`~bayesflux.infer.build_datatree` (dims of deterministic sites).
+
+    Returns
+    -------
+    xarray.DataTree
+        :func:`~bayesflux.infer.build_datatree`'s groups; attrs ``max_rhat``, ``min_ess_bulk``,
+        ``min_ess_tail`` over every moving posterior entry.
+    """
+    for label, value, low in (
+        ("num_draws", num_draws, 1),
+        ("num_chains", num_chains, 1),
+        ("thinning", thinning, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ConfigError(f"{label} must be an integer >= {low}, got {value!r}")
+    num_warmup = max(num_draws // 2, 500) if num_warmup is None else num_warmup
+    if (
+        isinstance(num_warmup, bool)
+        or not isinstance(num_warmup, int | np.integer)
+        or num_warmup < 0
+    ):
+        raise ConfigError(f"num_warmup must be an integer >= 0, got {num_warmup!r}")
+    model_kwargs = model_kwargs or {}
+    kernel = kernel or ReflectiveHMC(model)
+    block = int(block_size or (250 if checkpoint is not None else num_draws))
+    if block < 1:
+        raise ConfigError(f"block_size must be >= 1, got {block_size!r}")
+    block = min(block, num_draws)
+    fields = EXTRA_FIELDS + ("diverging",)
+    if isinstance(kernel, ReflectiveHMC):
+        fields += ("num_reflections",)
+    key = jax.random.key(int(seed))
+    keys = jax.random.split(key, num_chains)
+    state = kernel.init(keys, int(num_warmup), None, model_args, model_kwargs)
+    store = None
+    if checkpoint is not None:
+        stamp = _stamp(
+            kernel, model, model_args, model_kwargs, num_draws=int(num_draws),
+            num_warmup=int(num_warmup), num_chains=int(num_chains), thinning=int(thinning),
+            seed=int(seed), block_size=block,
+        )  # fmt: skip
+        store = StateStore(Path(checkpoint), stamp, prefix="mcmc")
+    warmed = store.load(0, state) if store is not None else None
+    step = _compiled_steps(kernel, model_args, model_kwargs)
+    if warmed is None:
+        state = step(state, int(num_warmup))
+        if store is not None:
+            store.save(0, state)
+    else:
+        state = warmed
+    collect = _compiled_block(kernel, model_args, model_kwargs, block, int(thinning), fields)
+    constrain = jax.jit(jax.vmap(jax.vmap(kernel.postprocess_fn(model_args, model_kwargs))))
+    samples: dict[str, list] = {}
+    stats: dict[str, list] = {}
+    n_blocks = -(-num_draws // block)
+    for b in progress_bar(range(n_blocks), desc="sampling", disable=not progress):
+        stored = store.load(b + 1, state) if store is not None else None
+        if stored is not None:
+            arrays = store.arrays(b + 1)
+            new_samples = {k[2:]: v for k, v in arrays.items() if k.startswith("s:")}
+            new_stats = {k[2:]: v for k, v in arrays.items() if k.startswith("x:")}
+            state = stored
+        else:
+            state, (z, collected) = collect(state)
+            new_samples = {k: np.asarray(v) for k, v in constrain(z).items()}
+            new_stats = {k: np.asarray(v) for k, v in collected.items()}
+            if store is not None:
+                store.save(
+                    b + 1,
+                    state,
+                    **{f"s:{k}": v for k, v in new_samples.items()},
+                    **{f"x:{k}": v for k, v in new_stats.items()},
+                )
+        for k, v in new_samples.items():
+            samples.setdefault(k, []).append(v)
+        for k, v in new_stats.items():
+            stats.setdefault(k, []).append(v)
+    joined = {k: np.concatenate(v, axis=1)[:, :num_draws] for k, v in samples.items()}
+    joined_stats = {k: np.concatenate(v, axis=1)[:, :num_draws] for k, v in stats.items()}
+    tree = build_datatree(
+        model,
+        joined,
+        joined_stats,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        posterior_predictive=posterior_predictive,
+        seed=seed,
+        coords=coords,
+        dims=dims,
+        attrs={
+            "method": f"flux posterior ({type(kernel).__name__})",
+            "num_warmup": int(num_warmup),
+            "num_draws": int(num_draws),
+            "num_chains": int(num_chains),
+            "thinning": int(thinning),
+            "seed": int(seed),
+            **(attrs or {}),
+        },
+    )
+    _check_convergence(tree)
+    return tree
+
+
+def _check_convergence(tree: xr.DataTree) -> None:
+    """Store the worst R-hat and ESS over all posterior variables in the attrs; warn."""
+    diag = diagnostics(tree)
+    values = {k: float(v) for k, v in diag.data_vars.items()}
+    worst = {
+        "max_rhat": max((v for k, v in values.items() if k.endswith("max_rhat")), default=np.nan),
+        "min_ess_bulk": min(
+            (v for k, v in values.items() if k.endswith("ess_bulk")), default=np.nan
+        ),
+        "min_ess_tail": min(
+            (v for k, v in values.items() if k.endswith("ess_tail")), default=np.nan
+        ),
+    }
+    tree.attrs.update(worst)
+    log.info(
+        "max R-hat %.4f, min bulk ESS %.0f, min tail ESS %.0f",
+        worst["max_rhat"], worst["min_ess_bulk"], worst["min_ess_tail"],
+    )  # fmt: skip
+    if worst["max_rhat"] > RHAT_THRESHOLD or min(worst["min_ess_bulk"], worst["min_ess_tail"]) < (
+        ESS_THRESHOLD
+    ):
+        warnings.warn(
+            f"the chains have not converged: max R-hat {worst['max_rhat']:.3f} (want < "
+            f"{RHAT_THRESHOLD}), min bulk / tail ESS {worst['min_ess_bulk']:.0f} / "
+            f"{worst['min_ess_tail']:.0f} (want >= {ESS_THRESHOLD}); draw longer chains",
+            stacklevel=3,
+        )
