@@ -29,13 +29,13 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro import distributions as dist
 from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
-from numpyro.infer.initialization import init_to_sample, init_to_uniform
+from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.infer.util import initialize_model
 from numpyro.util import identity, is_prng_key
 
 from bayesflux.errors import ConfigError
-from bayesflux.models.blocks import FluxPolytope
+from bayesflux.models.blocks import FluxPolytope, hit_and_run_walks
 from bayesflux.sampling.polytope import Polytope
 from bayesflux.sampling.reflective_hmc import reflect
 from bayesflux.sampling.rounding import Rounding, round_polytope
@@ -82,14 +82,14 @@ def polytope_sites(model_trace: dict) -> dict[str, Polytope]:
 
 
 def init_to_polytope(site=None):
-    """NumPyro init strategy: polytope sites start at a dispersed interior point (a short
-    hit-and-run walk, :meth:`FluxPolytope.sample`), other sites uniformly in ``(-2, 2)`` of the
-    unconstrained space (``init_to_uniform``)."""
+    """NumPyro init strategy: polytope sites at their Chebyshev centre, other sites uniformly in
+    ``(-2, 2)`` of the unconstrained space (``init_to_uniform``). :class:`ReflectiveHMC` then
+    disperses each chain's polytope start by a hit-and-run walk from the centre."""
     if site is None:
         return partial(init_to_polytope)
     if site["type"] == "sample" and not site["is_observed"]:
         if _polytope_of(site["fn"]) is not None:
-            return init_to_sample(site)
+            return site["fn"].support.feasible_like(jnp.zeros(site["fn"].event_shape))
     return init_to_uniform(site)
 
 
@@ -228,21 +228,40 @@ class ReflectiveHMC(MCMCKernel):
             validate_grad=False,
         )
         self._postprocess_fn = postprocess_gen
-        z = info.z if init_params is None else init_params
-        one = jax.tree.map(lambda a: a[0], z) if batched else z
         self.polytopes = polytope_sites(trace)
+        z = info.z if init_params is None else init_params
+        if init_params is None and self._init_strategy.func is init_to_polytope:
+            z = self._dispersed(z, key_init, batched)
+        one = jax.tree.map(lambda a: a[0], z) if batched else z
         geom = _geometry(one, self.polytopes, self.rounding)
         _, unravel = ravel_pytree(one)
         potential_fn = potential_gen(*model_args, **(model_kwargs or {}))
         U = lambda x: potential_fn(unravel(x))  # noqa: E731
         init_fn, transition = self._build(U, unravel, geom, int(num_warmup))
         if batched:
-            state = jax.vmap(init_fn)(jax.vmap(lambda t: ravel_pytree(t)[0])(z), rng_key)
+            flat = jax.vmap(lambda t: ravel_pytree(t)[0])(z)
+            state = jax.jit(jax.vmap(init_fn))(flat, rng_key)
             self._sample_fn = jax.vmap(transition)
         else:
-            state = init_fn(ravel_pytree(z)[0], rng_key)
+            state = jax.jit(init_fn)(ravel_pytree(z)[0], rng_key)
             self._sample_fn = transition
         return state
+
+    def _dispersed(self, z: dict, key, batched: bool) -> dict:
+        """Each chain's polytope sites at the end of its own hit-and-run walk from the centre
+        (``FluxPolytope.mixing_steps`` moves): dispersed starts, for R-hat to mean something."""
+        z = dict(z)
+        for i, (name, poly) in enumerate(sorted(self.polytopes.items())):
+            keys = (
+                jax.random.fold_in(key, i)
+                if not batched
+                else jax.vmap(jax.random.fold_in, (0, None))(key, i)
+            )
+            walks = hit_and_run_walks(
+                jnp.atleast_1d(keys), poly.A, poly.b, poly.center, FluxPolytope(poly).mixing_steps
+            )
+            z[name] = walks if batched else walks[0]
+        return z
 
     def _build(self, U, unravel, geom: _Geometry, num_warmup: int):
         A, b = jnp.asarray(geom.A), jnp.asarray(geom.b)
@@ -261,8 +280,9 @@ class ReflectiveHMC(MCMCKernel):
             inside = jnp.all(A @ x <= b)
             pe, grad = value_and_grad(x)
             pe = jnp.where(inside, pe, jnp.inf)
+            step = jnp.asarray(self.step_size, dtype=x.dtype)  # not weakly typed: one compilation
             adapt = adapt_init(
-                (x,), key_adapt, self.step_size, inverse_mass_matrix=jnp.asarray(geom.inverse_mass)
+                (x,), key_adapt, step, inverse_mass_matrix=jnp.asarray(geom.inverse_mass)
             )
             zero = jnp.zeros((), int)
             return ReflectiveHMCState(

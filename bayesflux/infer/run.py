@@ -3,12 +3,12 @@
 :func:`sample` drives any ``MCMCKernel`` (:class:`ReflectiveHMC`, NumPyro's ``NUTS``, ...)
 through its contract, as ``numpyro.infer.MCMC(chain_method="vectorized")`` does, with
 bayesflux's vocabulary (``num_draws``, ``num_warmup``, ``num_chains``, ``thinning``, ``seed``,
-``checkpoint``): ``kernel.init`` with one key per chain, the warm-up as one compiled loop of
-``kernel.sample``, then the kept draws in blocks of one compiled loop each (compiled once for all
-blocks, which ``MCMC.run`` per block would recompile), constrained by
-``kernel.postprocess_fn``. With ``checkpoint`` the warmed-up state and each block (its draws and
-end state) are written to a folder (:class:`~bayesflux.sampling.checkpoint.StateStore`); a rerun
-with the same settings resumes after the last block and gives the draws of an uninterrupted run.
+``checkpoint``): ``kernel.init`` with one key per chain, then blocks of kept draws, each one
+compiled loop of ``kernel.sample`` (the warm-up runs at the start of the first; one compilation
+for all blocks, which ``MCMC.run`` per block would not give), constrained by
+``kernel.postprocess_fn``. With ``checkpoint`` each block (its draws and end state) is written to
+a folder (:class:`~bayesflux.sampling.checkpoint.StateStore`); a rerun with the same settings
+resumes after the last block and gives the draws of an uninterrupted run.
 Diagnostics (max R-hat, min bulk and tail ESS) are logged, stored in the tree's attrs and warned
 about below their thresholds.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -59,27 +58,23 @@ def _field(state, name: str):
     return state
 
 
-def _compiled_steps(kernel: MCMCKernel, args, kwargs):
-    """``steps(state, n)``: ``n`` transitions of every chain, one compiled loop per ``n``."""
+def _compiled_block(kernel: MCMCKernel, args, kwargs, size: int, fields):
+    """``block(state, warmup, thinning) -> (state, (z, stats))``: ``warmup`` transitions, then
+    ``size`` kept draws each after ``thinning`` transitions, as ``(chain, draw, ...)`` arrays of
+    the unconstrained sites and ``fields``. The counts are traced: one compilation serves the
+    warm-up and every block."""
 
-    @partial(jax.jit, static_argnums=1)
-    def steps(state, n):
+    def advance(state, n):
         return jax.lax.fori_loop(0, n, lambda _, s: kernel.sample(s, args, kwargs), state)
 
-    return steps
-
-
-def _compiled_block(kernel: MCMCKernel, args, kwargs, size: int, thinning: int, fields):
-    """``block(state) -> (state, (z, stats))``: ``size`` kept draws, each after ``thinning``
-    transitions, as ``(chain, draw, ...)`` arrays of the unconstrained sites and ``fields``."""
-
-    def kept(state, _):
-        state = jax.lax.fori_loop(0, thinning, lambda _, s: kernel.sample(s, args, kwargs), state)
-        return state, (getattr(state, kernel.sample_field), {f: _field(state, f) for f in fields})
-
     @jax.jit
-    def block(state):
-        state, out = jax.lax.scan(kept, state, None, length=size)
+    def block(state, warmup, thinning):
+        def kept(state, _):
+            state = advance(state, thinning)
+            fields_now = {f: _field(state, f) for f in fields}
+            return state, (getattr(state, kernel.sample_field), fields_now)
+
+        state, out = jax.lax.scan(kept, advance(state, warmup), None, length=size)
         return state, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), out)
 
     return block
@@ -114,7 +109,7 @@ def sample(
     seed
         Seed of every random number: equal seeds give equal draws.
     checkpoint, block_size
-        Folder for the warmed-up state and each block of ``block_size`` kept draws (default 250
+        Folder for each block of ``block_size`` kept draws (default 250
         with a checkpoint, else all draws in one block).
     posterior_predictive
         Add draws of every observed site at the posterior draws.
@@ -161,33 +156,26 @@ def sample(
             seed=int(seed), block_size=block,
         )  # fmt: skip
         store = StateStore(Path(checkpoint), stamp, prefix="mcmc")
-    warmed = store.load(0, state) if store is not None else None
-    step = _compiled_steps(kernel, model_args, model_kwargs)
-    if warmed is None:
-        state = step(state, int(num_warmup))
-        if store is not None:
-            store.save(0, state)
-    else:
-        state = warmed
-    collect = _compiled_block(kernel, model_args, model_kwargs, block, int(thinning), fields)
+    collect = _compiled_block(kernel, model_args, model_kwargs, block, fields)
     constrain = jax.jit(jax.vmap(jax.vmap(kernel.postprocess_fn(model_args, model_kwargs))))
     samples: dict[str, list] = {}
     stats: dict[str, list] = {}
     n_blocks = -(-num_draws // block)
     for b in progress_bar(range(n_blocks), desc="sampling", disable=not progress):
-        stored = store.load(b + 1, state) if store is not None else None
+        stored = store.load(b, state) if store is not None else None
         if stored is not None:
-            arrays = store.arrays(b + 1)
+            arrays = store.arrays(b)
             new_samples = {k[2:]: v for k, v in arrays.items() if k.startswith("s:")}
             new_stats = {k[2:]: v for k, v in arrays.items() if k.startswith("x:")}
             state = stored
         else:
-            state, (z, collected) = collect(state)
+            warmup = int(num_warmup) if b == 0 else 0  # the warm-up runs with the first block
+            state, (z, collected) = collect(state, warmup, int(thinning))
             new_samples = {k: np.asarray(v) for k, v in constrain(z).items()}
             new_stats = {k: np.asarray(v) for k, v in collected.items()}
             if store is not None:
                 store.save(
-                    b + 1,
+                    b,
                     state,
                     **{f"s:{k}": v for k, v in new_samples.items()},
                     **{f"x:{k}": v for k, v in new_stats.items()},

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import jax
@@ -49,6 +50,7 @@ __all__ = [
     "ReducedCoordinates",
     "expression_falcon",
     "flux_polytope",
+    "hit_and_run_walks",
     "labeling_13c",
     "measured_fluxes",
 ]
@@ -178,26 +180,30 @@ class FluxPolytope(dist.Distribution):
 
     def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
         p = self.polytope
-        A, b = jnp.asarray(p.A), jnp.asarray(p.b)
-        n = int(np.prod(sample_shape))
-
-        def walk(key):
-            def move(z, k):
-                k_dir, k_pos = jax.random.split(k)
-                u = jax.random.normal(k_dir, z.shape)
-                u = u / jnp.linalg.norm(u)
-                rate, slack = A @ u, b - A @ z
-                hi = jnp.min(jnp.where(rate > 0, slack / jnp.where(rate > 0, rate, 1.0), jnp.inf))
-                lo = jnp.max(jnp.where(rate < 0, slack / jnp.where(rate < 0, rate, 1.0), -jnp.inf))
-                return z + jax.random.uniform(k_pos, (), z.dtype, lo, hi) * u, None
-
-            z, _ = jax.lax.scan(
-                move, jnp.asarray(p.center), jax.random.split(key, self.mixing_steps)
-            )
-            return z
-
-        z = jax.vmap(walk)(jax.random.split(key, n))
+        keys = jax.random.split(key, int(np.prod(sample_shape)))
+        z = hit_and_run_walks(keys, p.A, p.b, p.center, self.mixing_steps)
         return (p.v0 + z @ p.N.T).reshape(tuple(sample_shape) + self.event_shape)
+
+
+@partial(jax.jit, static_argnums=4)
+def hit_and_run_walks(keys, A, b, start, steps: int) -> jax.Array:
+    """One random-direction hit-and-run walk of ``steps`` moves inside ``A z <= b`` from
+    ``start`` per key (exact chords); the end points, ``(len(keys), d)``. Compiled once per
+    shape and ``steps``."""
+
+    def walk(key):
+        def move(z, k):
+            k_dir, k_pos = jax.random.split(k)
+            u = jax.random.normal(k_dir, z.shape)
+            u = u / jnp.linalg.norm(u)
+            rate, slack = A @ u, b - A @ z
+            hi = jnp.min(jnp.where(rate > 0, slack / jnp.where(rate > 0, rate, 1.0), jnp.inf))
+            lo = jnp.max(jnp.where(rate < 0, slack / jnp.where(rate < 0, rate, 1.0), -jnp.inf))
+            return z + jax.random.uniform(k_pos, (), z.dtype, lo, hi) * u, None
+
+        return jax.lax.scan(move, start, jax.random.split(key, steps))[0]
+
+    return jax.vmap(walk)(keys)
 
 
 def flux_polytope(name: str, polytope: Polytope) -> jax.Array:

@@ -23,6 +23,7 @@ from bayesflux import Network, datasets
 from bayesflux.errors import ConfigError
 from bayesflux.expression import enzyme_abundance
 from bayesflux.infer import EXTRA_FIELDS, ReflectiveHMC, diagnostics, to_datatree
+from bayesflux.infer import sample as infer_sample
 from bayesflux.models import ExpressionLaplace, blocks
 from bayesflux.sampling import LinearConstraint, polytope
 
@@ -243,3 +244,29 @@ def test_marginal_expression_equals_the_term(fork_polytope):
     trace = numpyro.handlers.trace(model).get_trace()
     lp = trace[term.name]["fn"].log_prob(trace[term.name]["value"])
     np.testing.assert_allclose(float(lp), float(term.log_likelihood(v, {})), rtol=1e-12)
+
+
+def test_sample_resumes_from_its_checkpoint(fork_polytope, tmp_path):
+    """``infer.sample`` with a checkpoint: blocks removed after a run are redrawn on the rerun
+    from the stored state, equal to an uninterrupted run without a checkpoint; another seed in
+    the same folder is refused; diagnostics are stored in the attrs."""
+    net, poly = fork_polytope
+
+    def model():
+        v = blocks.flux_polytope("v", poly)
+        blocks.measured_fluxes(v, {"R1": (2.0, 1.0)}, network=net)
+
+    options = dict(num_draws=120, num_warmup=100, num_chains=2, seed=4, block_size=40)
+    first = infer_sample(model, checkpoint=tmp_path, **options)
+    assert sorted(p.name for p in tmp_path.glob("mcmc_*.npz")) == [
+        f"mcmc_{i:06d}.npz" for i in range(3)
+    ]
+    (tmp_path / "mcmc_000002.npz").unlink()
+    (tmp_path / "mcmc_000001.npz").unlink()
+    resumed = infer_sample(model, checkpoint=tmp_path, **options)
+    plain = infer_sample(model, **options)
+    for tree in (resumed, plain):
+        np.testing.assert_array_equal(tree["posterior"]["v"].values, first["posterior"]["v"].values)
+    assert {"max_rhat", "min_ess_bulk", "min_ess_tail"} <= set(first.attrs)
+    with pytest.raises(ConfigError, match="different run"):
+        infer_sample(model, checkpoint=tmp_path, **{**options, "seed": 5})

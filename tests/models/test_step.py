@@ -70,8 +70,9 @@ def test_posterior_step_bad_options(tmp_path):
             40,
             "block_*.npz",
         ),
-        # HMC (NumPyro MCMC): the warmed-up state, then 10000 kept draws in 100 blocks of 100
-        ("hmc", "num_draws = 10000\nnum_warmup = 300\n", 101, "mcmc_*.npz"),
+        # HMC (bayesflux.infer.sample): 10000 kept draws in 100 blocks of 100, the warm-up in
+        # the first
+        ("hmc", "num_draws = 10000\nnum_warmup = 300\n", 100, "mcmc_*.npz"),
     ],
 )
 def test_killed_run_resumes_from_its_checkpoint(tmp_path, sampler, options, n_blocks, files):
