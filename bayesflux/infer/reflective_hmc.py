@@ -77,6 +77,11 @@ def polytope_sites(model_trace: dict) -> dict[str, Polytope]:
         if site["type"] == "sample" and not site["is_observed"]:
             poly = _polytope_of(site["fn"])
             if poly is not None:
+                if site["fn"].batch_shape:
+                    raise ConfigError(
+                        f"FluxPolytope site {name!r} is inside a plate (batch shape "
+                        f"{site['fn'].batch_shape}); write one flux_polytope site per condition"
+                    )
                 out[name] = poly
     return out
 
