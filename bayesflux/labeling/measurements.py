@@ -314,6 +314,13 @@ class LabelingProblem:
         return self.residuals_from_fluxes(*self.split(theta))
 
     @cached_property
+    def compiled_residuals(self):
+        """:meth:`residuals_from_fluxes` as one compiled program (models evaluated eagerly under
+        ``vmap``, as NumPyro's start-up and log-likelihoods do, would otherwise compile every
+        operation of the simulation on its own)."""
+        return jax.jit(self.residuals_from_fluxes)
+
+    @cached_property
     def compiled(self) -> dict:
         """Jitted ``ssr_and_grad(theta)``, ``residuals(theta)`` and ``jacobian(theta)``."""
         ssr = lambda th: jnp.sum(self.residuals(th) ** 2)  # noqa: E731

@@ -335,7 +335,7 @@ def labeling_13c(
     correction and scale model, enrichments, fluxes). Returns the predictions ``m``.
     """
     values, sd = problem.observations()
-    predicted = values + problem.residuals_from_fluxes(net, xch) * sd
+    predicted = values + problem.compiled_residuals(net, xch) * sd
     with numpyro.plate(dim, values.size):
         numpyro.sample(
             name, dist.Normal(predicted, sd), obs=values, infer={"coords": {dim: problem.labels()}}
