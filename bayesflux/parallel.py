@@ -19,9 +19,7 @@ import functools
 import hashlib
 import json
 import multiprocessing
-import os
 import pickle
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -33,6 +31,7 @@ import xarray as xr
 
 from bayesflux.errors import BayesfluxError, ConfigError
 from bayesflux.progress import progress_bar
+from bayesflux.results import atomic_write
 
 __all__ = ["TaskError", "map_tasks", "split_seeds", "map_chains", "concat_chains"]
 
@@ -104,20 +103,6 @@ def _derived_key(fn: Callable, items: list) -> str:
     return "derived:" + h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class _Checkpoint:
     """A folder of per-task result pickles plus ``meta.json`` (task count and key)."""
 
@@ -138,7 +123,7 @@ class _Checkpoint:
                     f"{key!r}); use a new checkpoint folder or delete this one"
                 )
         else:
-            _atomic_write(path, json.dumps(meta).encode())
+            atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(meta)))
 
     def path(self, index: int) -> Path:
         return self.directory / f"task_{index:06d}.pkl"
@@ -159,7 +144,8 @@ class _Checkpoint:
         return done
 
     def write(self, index: int, value: Any) -> None:
-        _atomic_write(self.path(index), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(self.path(index), lambda tmp: Path(tmp).write_bytes(data))
 
 
 # ---------------------------------------------------------------------------- executors

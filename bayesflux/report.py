@@ -27,8 +27,7 @@ so nothing is shown and the user's matplotlib backend is left alone.
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ import numpy as np
 import xarray as xr
 
 from bayesflux.errors import ConfigError
+from bayesflux.results import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -612,24 +612,8 @@ def rank_plot(
 # report
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then ``os.replace`` it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _save(fig: Figure, path: Path, dpi: int) -> Path:
-    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def _has_measurements(tree: xr.DataTree) -> bool:
@@ -668,7 +652,7 @@ def write_report(
     summary = flux_summary(tree, ci_prob=prob, ci_kind=kind)
     frame = summary.to_dataframe()
     frame.insert(len(frame.columns), "ci_prob", prob)
-    written = [_atomic_write(directory / "summary.csv", lambda tmp: frame.to_csv(tmp))]
+    written = [atomic_write(directory / "summary.csv", lambda tmp: frame.to_csv(tmp))]
     fig = flux_forest(tree, ci_prob=prob, ci_kind=kind, truth=truth)
     written.append(_save(fig, directory / "flux_forest.png", dpi))
     if _has_measurements(tree) and (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import xarray as xr
 
 from bayesflux.network import Network
 
-__all__ = ["provenance", "flux_dataset", "write_netcdf", "read_results"]
+__all__ = ["atomic_write", "provenance", "flux_dataset", "write_netcdf", "read_results"]
 
 
 def provenance(method: str, network: Network, **options: Any) -> dict[str, Any]:
@@ -47,11 +48,10 @@ def flux_dataset(
     )
 
 
-def write_netcdf(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
-    """Write a Dataset or DataTree to NetCDF atomically: a temporary file, then a rename.
-
-    A run interrupted while writing leaves the previous file (if any) intact.
-    """
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk and rename it to
+    ``path``: a run interrupted at any moment leaves the previous file or the new one, never a
+    truncated one. The file gets the permissions the umask gives new files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -60,12 +60,19 @@ def write_netcdf(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     try:
-        result.to_netcdf(tmp, engine="h5netcdf")
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_netcdf(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
+    """Write a Dataset or DataTree to NetCDF atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda tmp: result.to_netcdf(tmp, engine="h5netcdf"))
 
 
 def read_results(path: str | Path) -> xr.DataTree:

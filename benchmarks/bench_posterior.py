@@ -13,12 +13,15 @@ Steps: weighted least-squares MFA fit (:func:`bayesflux.labeling.fit`) for a sta
 linearised covariance; the initial rounding is the Gaussian ``N(x_fit, (C_EP^-1 + Tᵀ JᵀJ T)^-1)``
 in the posterior's reduced coordinates (EP's Gaussian of the uniform prior on the polytope, times
 the Fisher information of the fit, ``T`` mapping reduced coordinates to the fit's parameters).
-Then (default ``--method hmc``) reflective HMC (:func:`bayesflux.sampling.sample_hmc`), 4
-vectorised chains, 1000 warm-up draws in 3 windows that adapt the leapfrog step and re-round from
-each window's draws, mean integration time ``--trajectory-length``; or (``--method metropolis``)
-coordinate hit-and-run Metropolis with Gaussian steps along the chord adapted by dual averaging
-(``--pilot N``: a pilot run's covariance for the rounding instead). Compilation and warm-up count
-in the reported time; the MFA fit is timed separately.
+Then (default ``--method hmc``) reflective HMC through the NumPyro layer
+(``FluxPosterior.sample``, :class:`bayesflux.infer.ReflectiveHMC`: NumPyro's step-size and dense
+mass-matrix adaptation in 1000 warm-up iterations), 4 chains, mean integration time
+``--trajectory-length``; ``--versus-legacy`` also runs the legacy windowed driver
+(:func:`bayesflux.sampling.sample_hmc`) on the same posterior and prints the ratio of min-ESS per
+second. ``--method metropolis``: coordinate hit-and-run Metropolis (:class:`bayesflux.infer.
+HitAndRun`) with Gaussian steps along the chord adapted by dual averaging and the rounding adapted
+to the posterior in warm-up. Compilation and warm-up count in the reported time; the MFA fit is
+timed separately.
 
 Reported: wall time, acceptance, max R-hat and min bulk / tail ESS over net fluxes (arviz_stats,
 rank-normalised split R-hat), ESS per second, and the ratio to BayFlux's published 15 h 36 min =
@@ -26,20 +29,25 @@ rank-normalised split R-hat), ESS per second, and the ratio to BayFlux's publish
 
 Run: ``python benchmarks/bench_posterior.py`` (``--draws 8000`` for a quick estimate).
 
-Measured (2 CPU cores shared with two other benchmark / test runs; 100 000 kept draws, 4 x 25 000):
+Measured, ``python benchmarks/bench_posterior.py --draws 8000 --versus-legacy`` (one process, 2 CPU
+cores shared with a test run; 8000 kept draws, 4 x 2000, warm-up 1000; MFA fit 15-17 s on top):
 
-==========================  ======  ==========  ===========  ==========  =========
-sampler                      time s  max R-hat   min bulk ESS ESS / s     vs BayFlux
-==========================  ======  ==========  ===========  ==========  =========
-HMC, trajectory 0.5          537.5   1.0015      6109         11.4        104x
-HMC, trajectory 1.5          1526.9  1.0002      19355        12.7        37x
-hit-and-run Metropolis       398     1.33        10           0.03        141x
-==========================  ======  ==========  ===========  ==========  =========
+==================================  ======  ==========  ============  =============  =========
+sampler                              time s  max R-hat   min bulk ESS  min ESS / s    vs BayFlux
+==================================  ======  ==========  ============  =============  =========
+layer ReflectiveHMC, trajectory 3.0  210.4   1.0027      1471 (tail    7.0            267x
+                                                         1774)
+legacy HMC, trajectory 0.5           85.5    1.0126      431 (tail     4.5            657x
+                                                         384)
+==================================  ======  ==========  ============  =============  =========
 
-(MFA fit 24-45 s on top.) Hit-and-run Metropolis produces its 100 000 draws fastest but does not
-converge (one rounded axis keeps a step of 0.08; ``--kernel random`` mixes about 5x better per
-draw, still R-hat 1.31 at 20 000 draws); HMC converges, and with the default trajectory 0.5 meets
-the goal of 100 000 draws in under 10 minutes; ESS per second hardly depends on the trajectory.
+Layer / legacy: 1.56x min-ESS per second (of the layer's 210 s, 30 s are set-up and
+compilation: the 13C potential is compiled three times, by NumPyro's initialisation, the chains'
+start and the sampling loop). The layer's mass matrix is adapted in the coordinates of the fit's
+rounding and its chains start around the fit; with an absolute NumPyro ridge and starts spread
+over the whole polytope it did not converge (R-hat 1.7-3.3). Earlier 100 000-draw runs of the
+legacy driver: 537.5 s, R-hat 1.0015 (trajectory 0.5). Hit-and-run Metropolis
+(``--method metropolis``) makes its draws fastest but does not converge on this posterior.
 """
 
 from __future__ import annotations
@@ -60,10 +68,9 @@ jax.config.update("jax_enable_x64", True)
 from bayesflux.labeling import fit, read_ftbl  # noqa: E402
 from bayesflux.models import FluxPosterior, Labeling13C  # noqa: E402
 from bayesflux.models.posterior import Latent  # noqa: E402
-from bayesflux.sampling import HitAndRun, LinearConstraint, round_polytope  # noqa: E402
-from bayesflux.sampling.kernel import covariance_rounding  # noqa: E402
+from bayesflux.sampling import LinearConstraint, round_polytope  # noqa: E402
 from bayesflux.sampling.reflective_hmc import sample_hmc  # noqa: E402
-from bayesflux.sampling.sample import sample_polytope  # noqa: E402
+from bayesflux.sampling.rounding import covariance_rounding  # noqa: E402
 
 BAYFLUX_SECONDS = 15 * 3600 + 36 * 60  # BayFlux's published 15 h 36 min
 
@@ -94,9 +101,11 @@ class FreeExchange13C(Labeling13C):
         )
         self._xch_v0, self._xch_K = jnp.asarray(sp.v0), jnp.asarray(K)
 
-    def log_likelihood(self, v, theta):
+    def exchange_fluxes(self, theta):
+        """All exchange fluxes ``v0 + K w`` from the free ones (used by the likelihood and by
+        the NumPyro sites of :meth:`observe`)."""
         w = jnp.stack([theta[nm] for nm in self.xch_names])
-        return self.problem.log_likelihood(v[self.index], self._xch_v0 + self._xch_K @ w)
+        return self._xch_v0 + self._xch_K @ w
 
 
 def build(xch_max: float = 999.0):
@@ -153,43 +162,51 @@ def diagnostics(flux: np.ndarray, seconds: float) -> dict:
     }
 
 
-def run_hmc(post, rounding, per_chain: int, n_reactions: int, args) -> None:
-    """Reflective HMC from the fit's rounding: warm-up windows re-round and adapt the step."""
+def run_hmc(post, rounding, per_chain: int, n_reactions: int, args, *, legacy: bool) -> float:
+    """Reflective HMC from the fit's rounding; returns min-ESS per second.
+
+    ``legacy``: the windowed driver (:func:`bayesflux.sampling.sample_hmc`: warm-up windows
+    re-round and adapt the step); otherwise the NumPyro layer (``FluxPosterior.sample``:
+    :class:`bayesflux.infer.ReflectiveHMC` with NumPyro's step and dense mass-matrix adaptation).
+    """
     t = time.perf_counter()
-    tree = sample_hmc(
-        post.polytope,
-        post.log_density,
-        rounding=rounding,
-        num_chains=args.chains,
-        num_draws=per_chain,
-        num_warmup=args.warmup,
-        seed=args.seed,
-        block_size=args.block_size,
-        trajectory_length=args.trajectory_length,
-    )
+    options = dict(
+        rounding=rounding, num_chains=args.chains, num_draws=per_chain, num_warmup=args.warmup,
+        seed=args.seed, block_size=args.block_size,
+        trajectory_length=args.trajectory_length or (0.5 if legacy else 3.0),
+    )  # fmt: skip
+    if legacy:
+        tree = sample_hmc(post.polytope, post.log_density, **options)
+    else:
+        tree = post.sample(method="hmc", **options)
     total = time.perf_counter() - t
     flux = tree.posterior["flux"].values[..., :n_reactions]
     steps, refl, acc, div = (
         float(tree.sample_stats[k].mean())
         for k in ("n_steps", "n_reflections", "acceptance_rate", "diverging")
     )
+    step = tree.sample_stats["step_size"].values
     diag = diagnostics(flux, total)
+    label = "legacy HMC" if legacy else "NumPyro-layer HMC"
     print(
-        f"draws: {args.chains} chains x {per_chain} kept (warm-up {args.warmup} in "
-        f"{tree.attrs['rounding_windows']} re-rounding windows); leapfrog steps per draw: mean "
-        f"{steps:.1f}, reflections {refl:.2f}"
+        f"{label} (trajectory {options['trajectory_length']}): {args.chains} chains x "
+        f"{per_chain} kept (warm-up {args.warmup}); leapfrog "
+        f"steps per draw: mean {steps:.1f}, reflections {refl:.2f}; step sizes "
+        f"[{step.min():.3f}, {step.max():.3f}]; acceptance {acc:.3f}, divergent {div:.2%}"
     )
+    if not legacy:
+        print(
+            f"  set-up and compilation {tree.attrs['setup_seconds']:.1f} s, sampling "
+            f"{tree.attrs['sampling_seconds']:.1f} s"
+        )
+    print(f"  total {total:.1f} s (compilation, warm-up and kept draws; MFA fit not included)")
     print(
-        f"steps (rounded coordinates): [{tree.attrs['step_size_min']:.3f}, "
-        f"{tree.attrs['step_size_max']:.3f}]; acceptance {acc:.3f}, divergent {div:.2%}"
-    )
-    print(f"total {total:.1f} s (compilation, warm-up and kept draws; MFA fit not included)")
-    print(
-        f"net fluxes ({diag['n_varying']} varying): max R-hat {diag['rhat_max']:.4f}, "
+        f"  net fluxes ({diag['n_varying']} varying): max R-hat {diag['rhat_max']:.4f}, "
         f"min bulk ESS {diag['ess_bulk_min']:.0f}, min tail ESS {diag['ess_tail_min']:.0f}, "
         f"{diag['ess_per_s']:.1f} min-ESS / s (total time)"
     )
-    print(f"BayFlux 15 h 36 min = {BAYFLUX_SECONDS} s: {BAYFLUX_SECONDS / total:.0f}x faster")
+    print(f"  BayFlux 15 h 36 min = {BAYFLUX_SECONDS} s: {BAYFLUX_SECONDS / total:.0f}x faster")
+    return diag["ess_per_s"]
 
 
 def main() -> None:
@@ -198,7 +215,6 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--thinning", type=int, default=4, help="coordinate moves per kept draw")
     ap.add_argument("--warmup", type=int, default=1000, help="warm-up draws per chain")
-    ap.add_argument("--pilot", type=int, default=0, help="pilot draws per chain (0: none)")
     ap.add_argument("--block-size", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kernel", choices=("coordinate", "random"), default="coordinate")
@@ -206,7 +222,16 @@ def main() -> None:
         "--method", choices=("hmc", "metropolis"), default="hmc", help="sampler (module docstring)"
     )
     ap.add_argument(
-        "--trajectory-length", type=float, default=0.5, help="HMC mean integration time"
+        "--trajectory-length",
+        type=float,
+        default=None,
+        help="HMC mean integration time (default: 3.0 for the layer, its default; 0.5 for the "
+        "legacy driver, its best setting here)",
+    )
+    ap.add_argument(
+        "--versus-legacy",
+        action="store_true",
+        help="also run the legacy HMC driver on the same posterior and print the speed ratio",
     )
     args = ap.parse_args()
     per_chain = -(-args.draws // args.chains)
@@ -224,65 +249,37 @@ def main() -> None:
     print(f"MFA fit: SSR {best.ssr:.3f} (dof {best.dof}) [{time.perf_counter() - t:.1f} s]")
     rounding = posterior_rounding(problem, term, post, best)
     if args.method == "hmc":
-        run_hmc(post, rounding, per_chain, network.n_reactions, args)
+        layer = run_hmc(post, rounding, per_chain, network.n_reactions, args, legacy=False)
+        if args.versus_legacy:
+            old = run_hmc(post, rounding, per_chain, network.n_reactions, args, legacy=True)
+            print(f"NumPyro layer / legacy HMC: min-ESS per second x{layer / old:.2f}")
         return
-    sampler = HitAndRun(
-        post.polytope,
-        rounding=rounding,
-        direction=args.kernel,
-        thinning=args.thinning,
-        logdensity_fn=post.log_density,
-        step_size=1.0,  # rounded coordinates are about N(0, I) under the linearised posterior
-    )
-    opts = dict(num_chains=args.chains, seed=args.seed, block_size=args.block_size)
-    final = sampler
-    pilot_s = 0.0
-    if args.pilot:
-        t = time.perf_counter()
-        pilot = sample_polytope(sampler, num_draws=args.pilot, num_warmup=args.warmup, **opts)
-        pilot_s = time.perf_counter() - t
-        x = np.asarray(pilot.posterior["flux"].values).reshape(-1, post.polytope.N.shape[0])
-        z = np.linalg.lstsq(post.polytope.N, (x - post.polytope.v0).T, rcond=None)[0].T
-        final = HitAndRun(
-            post.polytope,
-            rounding=covariance_rounding(post.polytope, np.cov(z.T), center=z.mean(axis=0)),
-            direction=args.kernel,
-            thinning=args.thinning,
-            logdensity_fn=post.log_density,
-            step_size=1.0,
-        )
-    else:  # compile the block function (one serves warm-up and sampling) on one block
-        t = time.perf_counter()
-        sample_polytope(sampler, num_draws=args.block_size, num_warmup=0, **opts)
-        pilot_s = time.perf_counter() - t
     t = time.perf_counter()
-    tree = sample_polytope(final, num_draws=per_chain, num_warmup=args.warmup, **opts)
-    sampling = time.perf_counter() - t
-    n_blocks = -(-args.warmup // args.block_size) + -(-per_chain // args.block_size)
-    pilot_blocks = (
-        -(-args.warmup // args.block_size) + -(-args.pilot // args.block_size) if args.pilot else 1
+    tree = post.sample(
+        method="metropolis",
+        kernel=args.kernel,
+        thinning=args.thinning,
+        rounding=rounding,
+        step_size=1.0,  # rounded coordinates are about N(0, I) under the linearised posterior
+        num_chains=args.chains,
+        num_draws=per_chain,
+        num_warmup=args.warmup,
+        seed=args.seed,
+        block_size=args.block_size,
     )
-    compile_s = max(0.0, pilot_s - pilot_blocks * sampling / n_blocks)
-    pilot_s -= compile_s
+    total = time.perf_counter() - t
     flux = tree.posterior["flux"].values[..., : network.n_reactions]
     acc = float(tree.sample_stats["acceptance_rate"].mean())
-    total = compile_s + pilot_s + sampling
     diag = diagnostics(flux, total)
-    pilot_draws = (args.warmup + args.pilot) if args.pilot else 0
-    moves = args.chains * (per_chain + args.warmup + pilot_draws) * args.thinning
+    moves = args.chains * (per_chain + args.warmup) * args.thinning
     print(
-        f"draws: {args.chains} chains x {per_chain} kept (warm-up {args.warmup}, pilot "
-        f"{args.pilot}, thinning {args.thinning}: {moves} Metropolis moves in all)"
+        f"draws: {args.chains} chains x {per_chain} kept (warm-up {args.warmup}, thinning "
+        f"{args.thinning}: {moves} Metropolis moves in all); acceptance {acc:.3f}"
     )
     print(
-        f"steps (rounded coordinates): median {tree.attrs['step_size_median']:.3f}, "
-        f"range [{tree.attrs['step_size_min']:.3f}, {tree.attrs['step_size_max']:.3f}]"
+        f"set-up and compilation {tree.attrs['setup_seconds']:.1f} s, sampling "
+        f"{tree.attrs['sampling_seconds']:.1f} s, total {total:.1f} s (MFA fit not included)"
     )
-    print(
-        f"compile {compile_s:.1f} s   pilot {pilot_s:.1f} s   sampling (warm-up + kept) "
-        f"{sampling:.1f} s   total {total:.1f} s (MFA fit not included)"
-    )
-    print(f"acceptance {acc:.3f}")
     print(
         f"net fluxes ({diag['n_varying']} varying): max R-hat {diag['rhat_max']:.4f}, "
         f"min bulk ESS {diag['ess_bulk_min']:.0f}, min tail ESS {diag['ess_tail_min']:.0f}, "

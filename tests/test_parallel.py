@@ -103,7 +103,9 @@ def test_dask_failure_names_item_and_keeps_results(dask_client, tmp_path):
     broken["on"] = False
     out = map_tasks(fn, range(8), executor=dask_client, checkpoint=store)
     assert out == [-i for i in range(8)]
-    assert calls() == sorted(set(range(8)) - saved)
+    # a task of the failed run already running on a worker cannot be stopped and may log its call
+    # after the clean-up: compare the set of called items (saved ones are never run again)
+    assert sorted(set(calls())) == sorted(set(range(8)) - saved)
 
 
 def test_unknown_executor_and_bad_workers():

@@ -14,16 +14,24 @@ or, with bayesflux's vocabulary, blocks, checkpoints and stored diagnostics::
 """
 
 from bayesflux.infer.convert import EXTRA_FIELDS, build_datatree, diagnostics, to_datatree
-from bayesflux.infer.reflective_hmc import (
-    ReflectiveHMC,
-    ReflectiveHMCState,
-    init_to_polytope,
-    polytope_sites,
+from bayesflux.infer.hit_and_run import (
+    Billiard,
+    ChordState,
+    FeasibleChord,
+    HitAndRun,
+    HitAndRunSlice,
 )
+from bayesflux.infer.reflective_hmc import ReflectiveHMC, ReflectiveHMCState
 from bayesflux.infer.run import sample
+from bayesflux.infer.sites import init_to_polytope, polytope_sites
 
 __all__ = [
+    "Billiard",
+    "ChordState",
+    "HitAndRun",
+    "HitAndRunSlice",
     "EXTRA_FIELDS",
+    "FeasibleChord",
     "ReflectiveHMC",
     "ReflectiveHMCState",
     "build_datatree",

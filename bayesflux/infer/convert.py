@@ -23,7 +23,7 @@ from numpyro import distributions as dist
 from numpyro.infer import MCMC, Predictive
 
 from bayesflux import __version__
-from bayesflux.infer.reflective_hmc import polytope_sites
+from bayesflux.infer.sites import polytope_sites
 
 __all__ = ["EXTRA_FIELDS", "build_datatree", "diagnostics", "to_datatree"]
 

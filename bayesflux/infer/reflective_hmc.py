@@ -20,27 +20,20 @@ every ``chain_method``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.flatten_util import ravel_pytree
-from numpyro import distributions as dist
 from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
-from numpyro.infer.initialization import init_to_uniform
-from numpyro.infer.mcmc import MCMCKernel
-from numpyro.infer.util import initialize_model
-from numpyro.util import identity, is_prng_key
 
 from bayesflux.errors import ConfigError
-from bayesflux.models.blocks import FluxPolytope, hit_and_run_walks
+from bayesflux.infer.convert import EXTRA_FIELDS
+from bayesflux.infer.sites import PolytopeKernel, Prepared, init_to_polytope
 from bayesflux.sampling.polytope import Polytope
 from bayesflux.sampling.reflective_hmc import reflect
-from bayesflux.sampling.rounding import Rounding, round_polytope
+from bayesflux.sampling.rounding import Rounding
 
-__all__ = ["ReflectiveHMC", "ReflectiveHMCState", "init_to_polytope", "polytope_sites"]
+__all__ = ["ReflectiveHMC", "ReflectiveHMCState"]
 
 
 class ReflectiveHMCState(NamedTuple):
@@ -62,86 +55,7 @@ class ReflectiveHMCState(NamedTuple):
     rng_key: jax.Array
 
 
-def _polytope_of(fn) -> Polytope | None:
-    while isinstance(fn, dist.MaskedDistribution | dist.ExpandedDistribution):
-        fn = fn.base_dist
-    if not isinstance(fn, FluxPolytope):
-        return None
-    return fn.polytope
-
-
-def polytope_sites(model_trace: dict) -> dict[str, Polytope]:
-    """The latent :class:`~bayesflux.models.blocks.FluxPolytope` sites of a model trace."""
-    out = {}
-    for name, site in model_trace.items():
-        if site["type"] == "sample" and not site["is_observed"]:
-            poly = _polytope_of(site["fn"])
-            if poly is not None:
-                if site["fn"].batch_shape:
-                    raise ConfigError(
-                        f"FluxPolytope site {name!r} is inside a plate (batch shape "
-                        f"{site['fn'].batch_shape}); write one flux_polytope site per condition"
-                    )
-                out[name] = poly
-    return out
-
-
-def init_to_polytope(site=None):
-    """NumPyro init strategy: polytope sites at their Chebyshev centre, other sites uniformly in
-    ``(-2, 2)`` of the unconstrained space (``init_to_uniform``). :class:`ReflectiveHMC` then
-    disperses each chain's polytope start by a hit-and-run walk from the centre."""
-    if site is None:
-        return partial(init_to_polytope)
-    if site["type"] == "sample" and not site["is_observed"]:
-        if _polytope_of(site["fn"]) is not None:
-            return site["fn"].support.feasible_like(jnp.zeros(site["fn"].event_shape))
-    return init_to_uniform(site)
-
-
-class _Geometry(NamedTuple):
-    """Half-spaces of all polytope sites in the flat unconstrained vector, and the initial
-    inverse mass matrix (EP covariance on polytope blocks, identity elsewhere)."""
-
-    A: np.ndarray
-    b: np.ndarray
-    inverse_mass: np.ndarray
-
-
-def _geometry(z: dict, polytopes: dict[str, Polytope], rounding: str | Rounding) -> _Geometry:
-    keys = sorted(z)
-    flat, _ = ravel_pytree(z)
-    size = flat.size
-    labels, _ = ravel_pytree(
-        {k: jnp.full(jnp.shape(z[k]), i, dtype=float) for i, k in enumerate(keys)}
-    )
-    labels = np.asarray(labels)
-    rows, rhs, inv_mass = [], [], np.eye(size)
-    for name, poly in polytopes.items():
-        cols = np.flatnonzero(labels == keys.index(name))
-        if cols.size != poly.dim:
-            raise ConfigError(
-                f"site {name!r}: {cols.size} unconstrained values for a {poly.dim}-dimensional "
-                "polytope (is it inside a plate?)"
-            )
-        block = np.zeros((poly.n_constraints, size))
-        block[:, cols] = poly.A
-        rows.append(block)
-        rhs.append(poly.b)
-        if isinstance(rounding, Rounding):
-            if len(polytopes) > 1 or rounding.cov.shape != (poly.dim, poly.dim):
-                raise ConfigError(
-                    "a Rounding object rounds one polytope site of its dimension; give a method "
-                    "name ('ep', 'mve', 'none') for several"
-                )
-            inv_mass[np.ix_(cols, cols)] = rounding.cov
-        else:
-            inv_mass[np.ix_(cols, cols)] = round_polytope(poly, rounding).cov
-    if not rows:  # no polytope: one inactive facet keeps the reflection code uniform
-        rows, rhs = [np.zeros((1, size))], [np.ones(1)]
-    return _Geometry(np.vstack(rows), np.concatenate(rhs), inv_mass)
-
-
-class ReflectiveHMC(MCMCKernel):
+class ReflectiveHMC(PolytopeKernel):
     """Hamiltonian Monte Carlo that reflects off the facets of a model's polytope sites.
 
     Parameters
@@ -164,7 +78,7 @@ class ReflectiveHMC(MCMCKernel):
         NumPyro init strategy (default :func:`init_to_polytope`).
     """
 
-    sample_field = "z"
+    stat_fields = EXTRA_FIELDS + ("diverging", "num_reflections")
 
     def __init__(
         self,
@@ -200,10 +114,6 @@ class ReflectiveHMC(MCMCKernel):
         self.polytopes: dict[str, Polytope] = {}
 
     @property
-    def model(self) -> Callable:
-        return self._model
-
-    @property
     def default_fields(self) -> tuple[str, ...]:
         return ("z", "diverging")
 
@@ -214,63 +124,9 @@ class ReflectiveHMC(MCMCKernel):
             f"acc. prob={float(state.mean_accept_prob):.2f}"
         )
 
-    def postprocess_fn(self, args, kwargs) -> Callable:
-        if self._postprocess_fn is None:
-            return identity
-        return self._postprocess_fn(*args, **(kwargs or {}))
-
-    def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
-        batched = not is_prng_key(rng_key)
-        keys = jax.random.split(rng_key) if not batched else jax.vmap(jax.random.split)(rng_key)
-        rng_key, key_init = (keys[0], keys[1]) if not batched else (keys[:, 0], keys[:, 1])
-        info, potential_gen, postprocess_gen, trace = initialize_model(
-            key_init,
-            self._model,
-            init_strategy=self._init_strategy,
-            dynamic_args=True,
-            model_args=model_args,
-            model_kwargs=model_kwargs,
-            validate_grad=False,
-        )
-        self._postprocess_fn = postprocess_gen
-        self.polytopes = polytope_sites(trace)
-        z = info.z if init_params is None else init_params
-        if init_params is None and self._init_strategy.func is init_to_polytope:
-            z = self._dispersed(z, key_init, batched)
-        one = jax.tree.map(lambda a: a[0], z) if batched else z
-        geom = _geometry(one, self.polytopes, self.rounding)
-        _, unravel = ravel_pytree(one)
-        potential_fn = potential_gen(*model_args, **(model_kwargs or {}))
-        U = lambda x: potential_fn(unravel(x))  # noqa: E731
-        init_fn, transition = self._build(U, unravel, geom, int(num_warmup))
-        if batched:
-            flat = jax.vmap(lambda t: ravel_pytree(t)[0])(z)
-            state = jax.jit(jax.vmap(init_fn))(flat, rng_key)
-            self._sample_fn = jax.vmap(transition)
-        else:
-            state = jax.jit(init_fn)(ravel_pytree(z)[0], rng_key)
-            self._sample_fn = transition
-        return state
-
-    def _dispersed(self, z: dict, key, batched: bool) -> dict:
-        """Each chain's polytope sites at the end of its own hit-and-run walk from the centre
-        (``FluxPolytope.mixing_steps`` moves): dispersed starts, for R-hat to mean something."""
-        z = dict(z)
-        for i, (name, poly) in enumerate(sorted(self.polytopes.items())):
-            keys = (
-                jax.random.fold_in(key, i)
-                if not batched
-                else jax.vmap(jax.random.fold_in, (0, None))(key, i)
-            )
-            walks = hit_and_run_walks(
-                jnp.atleast_1d(keys), poly.A, poly.b, poly.center, FluxPolytope(poly).mixing_steps
-            )
-            z[name] = walks if batched else walks[0]
-        return z
-
-    def _build(self, U, unravel, geom: _Geometry, num_warmup: int):
+    def _build(self, prepared: Prepared, num_warmup: int):
+        U, unravel, geom = prepared.potential, prepared.unravel, prepared.geometry
         A, b = jnp.asarray(geom.A), jnp.asarray(geom.b)
-        value_and_grad = jax.value_and_grad(U)
         adapt_init, adapt_update = warmup_adapter(
             num_warmup,
             adapt_mass_matrix=self.adapt_mass_matrix,
@@ -280,7 +136,8 @@ class ReflectiveHMC(MCMCKernel):
         T, max_steps, max_refl = self.trajectory_length, self.max_steps, self.max_reflections
         max_delta = self.max_delta_energy
 
-        def init_fn(x, key):
+        def init_fn(x, key, args, kwargs):
+            value_and_grad = jax.value_and_grad(lambda q: U(q, args, kwargs))
             key, key_adapt = jax.random.split(key)
             inside = jnp.all(A @ x <= b)
             pe, grad = value_and_grad(x)
@@ -295,7 +152,8 @@ class ReflectiveHMC(MCMCKernel):
                 jnp.zeros((), bool), adapt, key,
             )  # fmt: skip
 
-        def transition(state: ReflectiveHMCState) -> ReflectiveHMCState:
+        def transition(state: ReflectiveHMCState, args, kwargs) -> ReflectiveHMCState:
+            value_and_grad = jax.value_and_grad(lambda q: U(q, args, kwargs))
             key, k_mom, k_jit, k_time, k_acc = jax.random.split(state.rng_key, 5)
             ad = state.adapt_state
             S = ad.mass_matrix_sqrt_inv.T  # x = x0 + S y, S Sᵀ the inverse mass (NumPyro: Sᵀ S)
@@ -345,12 +203,3 @@ class ReflectiveHMC(MCMCKernel):
             )  # fmt: skip
 
         return init_fn, transition
-
-    def sample(self, state: ReflectiveHMCState, model_args, model_kwargs) -> ReflectiveHMCState:
-        return self._sample_fn(state)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_sample_fn"] = None
-        state["_postprocess_fn"] = None
-        return state

@@ -17,6 +17,8 @@ Call them inside a NumPyro model (DESIGN.md, "How a model is written")::
 * :func:`measured_fluxes` — ``y_j ~ N(v_j, sd_j²)``.
 * :func:`expression_falcon` — FALCON as a likelihood: ``e_i ~ Laplace(k Σ_{j∈R_i}|v_j|, σ_i)``
   (seed 003); the scale ``k`` a model variable, or integrated out exactly.
+* :func:`second_law` and :func:`metabolome` — the second law on ``(v, ln c)`` as a factor, and
+  measured concentrations ``ln ĉ_i ~ N(ln c_i, sd_i²)`` (seed 002).
 * :func:`labeling_13c` — MIDs (and other 13C measurements) of a
   :class:`~bayesflux.labeling.LabelingProblem`, ``y_i ~ N(model_i(v, v_xch), sd_i²)``.
 """
@@ -40,19 +42,24 @@ from bayesflux.errors import ConfigError
 from bayesflux.labeling.measurements import LabelingProblem
 from bayesflux.network import Network
 from bayesflux.sampling.polytope import Polytope
+from bayesflux.thermo.polytope_b import flux_signs
 
 if TYPE_CHECKING:
     from bayesflux.models.terms import ExpressionLaplace
+    from bayesflux.thermo.data import ThermoModel
 
 __all__ = [
     "FluxPolytope",
     "PolytopeSupport",
     "ReducedCoordinates",
+    "SecondLaw",
     "expression_falcon",
     "flux_polytope",
     "hit_and_run_walks",
     "labeling_13c",
     "measured_fluxes",
+    "metabolome",
+    "second_law",
 ]
 
 _INSIDE_TOL = 1e-8  # slack (relative to max(1, |b_i|)) within which a point counts as inside
@@ -189,19 +196,22 @@ class FluxPolytope(dist.Distribution):
 def hit_and_run_walks(keys, A, b, start, steps: int) -> jax.Array:
     """One random-direction hit-and-run walk of ``steps`` moves inside ``A z <= b`` from
     ``start`` per key (exact chords); the end points, ``(len(keys), d)``. Compiled once per
-    shape and ``steps``."""
+    shape and ``steps``; the random numbers of a walk are drawn before it, in two calls."""
 
     def walk(key):
-        def move(z, k):
-            k_dir, k_pos = jax.random.split(k)
-            u = jax.random.normal(k_dir, z.shape)
+        k_dir, k_pos = jax.random.split(key)
+        directions = jax.random.normal(k_dir, (steps, start.shape[0]), start.dtype)
+        positions = jax.random.uniform(k_pos, (steps,), start.dtype)
+
+        def move(z, draw):
+            u, t = draw
             u = u / jnp.linalg.norm(u)
             rate, slack = A @ u, b - A @ z
             hi = jnp.min(jnp.where(rate > 0, slack / jnp.where(rate > 0, rate, 1.0), jnp.inf))
             lo = jnp.max(jnp.where(rate < 0, slack / jnp.where(rate < 0, rate, 1.0), -jnp.inf))
-            return z + jax.random.uniform(k_pos, (), z.dtype, lo, hi) * u, None
+            return z + (lo + t * (hi - lo)) * u, None
 
-        return jax.lax.scan(move, start, jax.random.split(key, steps))[0]
+        return jax.lax.scan(move, start, (directions, positions))[0]
 
     return jax.vmap(walk)(keys)
 
@@ -341,3 +351,62 @@ def labeling_13c(
             name, dist.Normal(predicted, sd), obs=values, infer={"coords": {dim: problem.labels()}}
         )
     return predicted
+
+
+class SecondLaw(dist.Unit):
+    """The factor of :func:`second_law` (``log_factor`` 0 or ``-inf``), keeping its arguments:
+    the constrained reactions' fluxes ``v``, all ``ln c`` and the ``ThermoModel``, which the
+    feasible-chord kernel (:class:`bayesflux.infer.FeasibleChord`) reads from the trace."""
+
+    pytree_data_fields = ("log_factor", "v", "lnc")
+    pytree_aux_fields = ("thermo",)
+
+    def __init__(self, v: jax.Array, lnc: jax.Array, thermo: ThermoModel) -> None:
+        self.v, self.lnc, self.thermo = v, lnc, thermo
+        drg = thermo.drg0 + jnp.asarray(lnc) @ thermo.drg_matrix.T
+        sign = flux_signs(v)
+        broken = (sign != 0) & (sign * drg > -thermo.margin)
+        super().__init__(jnp.where(jnp.any(broken, axis=-1), -jnp.inf, 0.0))
+
+
+def second_law(
+    v: jax.Array, lnc: jax.Array, thermo: ThermoModel, *, name: str = "second_law"
+) -> None:
+    """The second law as a factor site ``name``: 0 where every constrained flux runs down its
+    ``ΔrG' = ΔrG'° + R T Σ s_ij ln c_i`` (``sign(v_j) ΔrG'_j <= -margin``; a zero flux is free),
+    ``-inf`` elsewhere (seed 002). ``v`` are the fluxes of ``thermo.network`` and ``lnc`` all its
+    metabolites' ``ln c``, in its orders. The feasible set is a union of orthant pieces, which
+    :class:`bayesflux.infer.FeasibleChord` samples (a reflecting kernel cannot cross between
+    pieces)."""
+    law = SecondLaw(v[..., thermo.index], lnc, thermo)
+    numpyro.sample(name, law, obs=law.sample(None), infer={"is_auxiliary": True})
+
+
+def metabolome(
+    lnc: jax.Array,
+    measured: Mapping[str, tuple[float, float]],
+    *,
+    metabolites: Sequence[str],
+    name: str = "metabolome",
+    dim: str = "measured_metabolite",
+) -> None:
+    """Observed site ``name``: ``ln ĉ_i ~ N(ln c_i, sd_i²)``, one observation per measured
+    metabolite (plate ``dim``); ``measured = {metabolite: (concentration in M, sd of ln c)}``,
+    ``metabolites`` the ids of the entries of ``lnc``."""
+    unknown = [m for m in measured if m not in metabolites]
+    if unknown:
+        raise ConfigError(f"{name}: metabolome names unknown metabolite(s) {unknown[:8]}")
+    ids = list(measured)
+    values = np.array([float(measured[m][0]) for m in ids])
+    sd = np.array([float(measured[m][1]) for m in ids])
+    bad = [m for m, c, s in zip(ids, values, sd) if not (np.isfinite(c) and c > 0 and s > 0)]
+    if bad or not ids:
+        raise ConfigError(f"{name}: metabolome entries {bad} need concentration > 0 and sd > 0")
+    index = np.array([list(metabolites).index(m) for m in ids])
+    with numpyro.plate(dim, len(ids)):
+        numpyro.sample(
+            name,
+            dist.Normal(jnp.asarray(lnc)[..., index], sd),
+            obs=np.log(values),
+            infer={"coords": {dim: ids}},
+        )

@@ -9,7 +9,8 @@ with simulation-based calibration", arXiv:1804.06788. For replications ``r = 1..
 2. simulate data ``y* ~ p(y | x*)``: each term's model prediction plus Gaussian noise with the
    term's standard deviations (Laplace noise and a scale ``k`` from its prior for
    :class:`~bayesflux.models.ExpressionLaplace`);
-3. run hit-and-run Metropolis on ``p(x | y*)`` and keep ``L`` thinned draws ``x_1..x_L``;
+3. run hit-and-run Metropolis (:class:`bayesflux.infer.HitAndRun` on a NumPyro model of the
+   posterior with ``y*`` as its argument) on ``p(x | y*)`` and keep ``L`` thinned draws;
 4. record, for each scalar quantity ``f`` (a flux or a latent), the rank
    ``#{l : f(x_l) < f(x*)}`` (ties broken at random) in ``0..L``.
 
@@ -19,9 +20,10 @@ rank histograms, a biased one skewed ones. :func:`rank_uniformity` tests uniform
 chi-square test on ``B`` bins of ``(L + 1) / B`` ranks, Bonferroni-corrected over quantities;
 :func:`plot_rank_histograms` draws the histograms.
 
-Everything runs in one jit-compiled function vmapped over replications: the simulated data is an
-argument of the log density (``LabelingProblem.log_likelihood(net, xch, values)``, the formula of
-:class:`~bayesflux.models.FluxObservations`), never a constant baked into a new posterior.
+The chains run in one jit-compiled function vmapped over replications: the simulated data is an
+argument of the NumPyro model and of the log density (``LabelingProblem.log_likelihood(net, xch,
+values)``, the formula of :class:`~bayesflux.models.FluxObservations`), never a constant baked
+into a new posterior.
 Supported terms: :class:`~bayesflux.models.FluxObservations`, :class:`~bayesflux.models.Labeling13C`
 (fragments with ``scale="none"`` or ``"normalized"``; a ``"free"`` scale is profiled out, which has
 no generative model), :class:`~bayesflux.models.ExpressionLaplace` (``e = k g(v) + σ ε``,
@@ -33,16 +35,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import scipy.stats
 import xarray as xr
 
 from bayesflux.errors import ConfigError
+from bayesflux.models.blocks import FluxPolytope
 from bayesflux.models.posterior import FluxPosterior
 from bayesflux.models.terms import (
     ExpressionCapacity,
@@ -51,8 +54,7 @@ from bayesflux.models.terms import (
     Labeling13C,
 )
 from bayesflux.results import provenance
-from bayesflux.sampling import hit_and_run
-from bayesflux.sampling.rounding import round_polytope
+from bayesflux.sampling.rounding import Rounding, round_polytope
 
 __all__ = [
     "GenerativeModel",
@@ -264,69 +266,82 @@ def generative_model(posterior: FluxPosterior) -> GenerativeModel:
     return GenerativeModel(log_density, log_prior, simulate, observed, sd_all, labels)
 
 
-@dataclass(frozen=True)
-class _Spec:
-    """The static part of an SBC run: the jitted core is cached per spec, so repeated calls
-    (another seed or ``likelihood_sd_scale``) with the same posterior compile once."""
+def _sbc_models(posterior: FluxPosterior, model: GenerativeModel) -> tuple[Callable, Callable]:
+    """NumPyro models of the prior and of the posterior with the data ``(y, sd_scale)`` as
+    arguments: one site ``x = (v, θ)`` on the joint polytope (times the latents' priors) and a
+    factor for the likelihood."""
+    latent_prior = None
+    if any(lat.prior != "uniform" for lat in posterior.latents):
+        latent_prior = model.log_prior
+    poly = posterior.polytope
 
-    posterior: FluxPosterior  # hashed by identity
-    quantities: tuple[int, ...]
-    num_draws: int
-    thinning: int
-    num_warmup: int
-    prior_thinning: int
-    init: str
-    kernel: str
+    def prior_model() -> None:
+        numpyro.sample("x", FluxPolytope(poly, log_density=latent_prior))
+
+    def posterior_model(y: jax.Array, sd_scale: jax.Array) -> None:
+        x = numpyro.sample("x", FluxPolytope(poly, log_density=latent_prior))
+        numpyro.factor("likelihood", model.log_density(x, y, sd_scale) - model.log_prior(x))
+
+    return prior_model, posterior_model
 
 
-@partial(jax.jit, static_argnames=("spec",))
-def _run(keys, A, b, offset, M, sd_scale, *, spec: _Spec):
-    """All replications at once (``vmap`` over ``keys``); the polytope in rounded coordinates
-    ``x = offset + M u``, ``A u <= b``. Returns ranks, ``x*`` and posterior draws of the
-    quantities, and each chain's mean acceptance rate."""
-    model = generative_model(spec.posterior)
-    log_prior = model.log_prior
-    latents = spec.posterior.latents
-    q_idx = np.asarray(spec.quantities)
-    d = A.shape[1]
-    L, W = spec.num_draws, spec.num_warmup
+def _run(
+    posterior: FluxPosterior,
+    keys: jax.Array,
+    sd_scale: float,
+    *,
+    quantities: Sequence[int],
+    num_draws: int,
+    thinning: int,
+    num_warmup: int,
+    prior_thinning: int,
+    init: str,
+    kernel: str,
+    rounding: Rounding,
+):
+    """All replications at once, by :class:`bayesflux.infer.HitAndRun` on NumPyro models (its
+    transition vmapped over replications, each with its own data). Returns ranks, ``x*`` and
+    posterior draws of the quantities, and each chain's mean acceptance rate."""
+    from bayesflux.infer import HitAndRun
 
-    prior_target = None
-    if any(lat.prior != "uniform" for lat in latents):
-        prior_target = lambda u: log_prior(offset + M @ u)  # noqa: E731
-    prior_kernel = hit_and_run.build_kernel(
-        A, b, direction=spec.kernel, logdensity_fn=prior_target, thinning=spec.prior_thinning
-    )
+    model = generative_model(posterior)
+    prior_model, posterior_model = _sbc_models(posterior, model)
+    poly = posterior.polytope
+    q_idx = np.asarray(quantities)
+    R = keys.shape[0]
+    split = jax.vmap(lambda k: jax.random.split(k, 4))(keys)
+    k_prior, k_data, k_post, k_tie = (split[:, i] for i in range(4))
+    centre = {"x": jnp.tile(jnp.asarray(rounding.center), (R, 1))}
+    options = dict(direction=kernel, rounding=rounding, adapt_rounding=False)
 
-    def replicate(key):
-        k_prior, k_data, k_post, k_tie = jax.random.split(key, 4)
-        u0 = jnp.zeros(d, dtype=A.dtype)
-        prior_state, _ = prior_kernel(k_prior, hit_and_run.init(u0, A, b, prior_target))
-        u_true = prior_state.position
-        x_true = offset + M @ u_true
-        y = model.simulate(k_data, x_true)  # traced: an argument of the log density
-        target = lambda u: model.log_density(offset + M @ u, y, sd_scale)  # noqa: E731
-        post_kernel = hit_and_run.build_kernel(
-            A, b, direction=spec.kernel, logdensity_fn=target, thinning=spec.thinning
-        )
-        start = u_true if spec.init == "prior_draw" else u0
-        # log density -inf at the start: the first move is accepted whatever its density (part
-        # of the warmup); this spares a second copy of the (costly to compile) likelihood
-        state = hit_and_run.init(start, A, b)._replace(logdensity=jnp.asarray(-jnp.inf))
+    prior = HitAndRun(prior_model, moves=prior_thinning, **options)
+    prior_state = prior.init(k_prior, 0, centre, (), {})
+    z_true = jax.jit(lambda s: prior.sample(s, (), {}).z["x"])(prior_state)
+    x_true = poly.v0 + z_true @ poly.N.T
+    y = jax.jit(jax.vmap(model.simulate))(k_data, x_true)
 
-        def body(st, k):
-            st, info = post_kernel(k, st)
-            return st, ((offset + M @ st.position)[q_idx], info.acceptance_rate)
+    post = HitAndRun(posterior_model, moves=thinning, **options)
+    start = {"x": z_true} if init == "prior_draw" else centre
+    state = post.init(k_post, 0, start, (jnp.asarray(model.observed), jnp.asarray(1.0)), {})
 
-        _, (draws, acc) = jax.lax.scan(body, state, jax.random.split(k_post, W + L))
-        draws, acc = draws[W:], acc[W:]
-        truth = x_true[q_idx]
-        below = jnp.sum(draws < truth, axis=0)
-        ties = jnp.sum(draws == truth, axis=0)  # a rejected move repeats a draw: break at random
-        extra = jnp.floor(jax.random.uniform(k_tie, ties.shape) * (ties + 1)).astype(below.dtype)
-        return below + extra, truth, draws, jnp.mean(acc)
+    @jax.jit
+    def chains(state, y, x_true, k_tie, sd_scale):
+        def one(state, y, truth, k_tie):
+            def body(st, _):
+                st = post.transition(st, (y, sd_scale))
+                return st, ((poly.v0 + poly.N @ st.z["x"])[q_idx], st.accept_prob)
 
-    return jax.vmap(replicate)(keys)
+            _, (draws, acc) = jax.lax.scan(body, state, None, length=num_warmup + num_draws)
+            draws, acc = draws[num_warmup:], acc[num_warmup:]
+            truth = truth[q_idx]
+            below = jnp.sum(draws < truth, axis=0)
+            ties = jnp.sum(draws == truth, axis=0)  # a rejected move repeats a draw: random tie
+            extra = jnp.floor(jax.random.uniform(k_tie, ties.shape) * (ties + 1))
+            return below + extra.astype(below.dtype), truth, draws, jnp.mean(acc)
+
+        return jax.vmap(one)(state, y, x_true, k_tie)
+
+    return chains(state, y, x_true, k_tie, jnp.asarray(sd_scale))
 
 
 def simulation_based_calibration(
@@ -376,9 +391,7 @@ def simulation_based_calibration(
     init
         Where each posterior chain starts: ``"center"`` (the rounding centre, as
         :meth:`FluxPosterior.sample`, so burn-in is tested too) or ``"prior_draw"`` (at ``x*``,
-        a draw from the exact posterior of ``y*``, so little burn-in is needed). Either way the
-        first move is accepted unconditionally (the start's density is not evaluated, which
-        spares compiling the likelihood twice), so keep ``num_warmup >= 1``.
+        a draw from the exact posterior of ``y*``, so little burn-in is needed).
     kernel, rounding
         Hit-and-run direction and rounding of the joint polytope, as in
         :meth:`FluxPosterior.sample`.
@@ -422,26 +435,19 @@ def simulation_based_calibration(
     q_names = [poly.reactions[i] for i in q_index]
 
     rnd = round_polytope(poly, rounding)
-    A, b = rnd.rounded(poly)
-    spec = _Spec(
-        posterior=posterior,
-        quantities=tuple(q_index),
+    keys = jax.random.split(jax.random.key(int(seed)), R)
+    out = _run(
+        posterior,
+        keys,
+        float(likelihood_sd_scale),
+        quantities=q_index,
         num_draws=L,
         thinning=thinning,
         num_warmup=int(num_warmup),
         prior_thinning=prior_thinning,
         init=init,
         kernel=kernel,
-    )
-    keys = jax.random.split(jax.random.key(int(seed)), R)
-    out = _run(
-        keys,
-        jnp.asarray(A),
-        jnp.asarray(b),
-        jnp.asarray(poly.v0 + poly.N @ rnd.center),
-        jnp.asarray(poly.N @ rnd.L),
-        jnp.asarray(float(likelihood_sd_scale)),
-        spec=spec,
+        rounding=rnd,
     )
     rank, truth, draws, acc = (np.asarray(a) for a in out)
     s = float(likelihood_sd_scale)

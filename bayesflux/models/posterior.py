@@ -39,8 +39,6 @@ from bayesflux.sampling.polytope import (
     polytope,
 )
 from bayesflux.sampling.rounding import Rounding
-from bayesflux.sampling.sample import sample_fluxes
-from bayesflux.sampling.slice import sample_slice
 
 __all__ = ["JOINT_SITE", "Coupling", "FluxPosterior", "Latent", "Term", "joint_polytope"]
 
@@ -279,23 +277,24 @@ class FluxPosterior:
         progress: bool = False,
         checkpoint: str | Path | None = None,
     ) -> xr.DataTree:
-        """Sample the posterior on the joint polytope.
+        """Sample the posterior on the joint polytope: :meth:`model` run by a kernel of
+        :mod:`bayesflux.infer` (:func:`bayesflux.infer.sample`).
 
         ``method``:
 
-        * ``"hmc"`` (default): :class:`bayesflux.infer.ReflectiveHMC` on :meth:`model` under
-          ``numpyro.infer.MCMC`` (:func:`bayesflux.infer.sample`): reflection off the
+        * ``"hmc"`` (default): :class:`~bayesflux.infer.ReflectiveHMC`: reflection off the
           polytope's facets, NumPyro's step-size and dense mass-matrix adaptation from
           ``rounding``'s covariance, mean integration time ``trajectory_length``;
-        * ``"metropolis"``: hit-and-run Metropolis (options as in ``sample_fluxes``);
-        * ``"slice"``: hit-and-run slice sampling with rounding adaptation
-          (:func:`bayesflux.sampling.slice.sample_slice`; ``kernel`` and ``thinning`` used).
+        * ``"metropolis"``: :class:`~bayesflux.infer.HitAndRun` along ``kernel`` directions
+          (``"coordinate"`` or ``"random"``), ``thinning`` moves per draw (default: the
+          dimension): a uniform chord point accepted by Metropolis, or with ``step_size`` a
+          Gaussian step (adapted in warm-up unless ``adapt_step_size=False``, toward
+          ``target_acceptance``);
+        * ``"slice"``: :class:`~bayesflux.infer.HitAndRunSlice`, ``thinning`` moves per draw.
 
-        ``checkpoint`` needs ``"metropolis"`` or ``"hmc"``. With precise data the posterior fills
-        a small part of the polytope; for ``"metropolis"`` give a Gaussian ``step_size`` (adapted in
-        warm-up unless ``adapt_step_size=False``) and a ``rounding`` built from the posterior's
-        covariance (``bayesflux.sampling.kernel.covariance_rounding`` in the coordinates of
-        ``self.polytope``; chains start at its centre).
+        The hit-and-run kernels adapt their rounding to the posterior's covariance in warm-up,
+        starting from ``rounding`` (a :class:`~bayesflux.sampling.Rounding` in the coordinates of
+        ``self.polytope``, e.g. ``bayesflux.sampling.covariance_rounding`` of a fit).
 
         Returns an ArviZ DataTree (:func:`bayesflux.infer.build_datatree`): ``posterior``
         (``flux`` over ``reaction`` and one variable per latent), ``sample_stats``,
@@ -303,71 +302,46 @@ class FluxPosterior:
         ``constant_data``. ``checkpoint`` makes an interrupted run resume without losing
         finished blocks.
         """
-        logdensity = self.log_density if (self.terms or self.latents) else None
+        from bayesflux.infer import HitAndRun, HitAndRunSlice, ReflectiveHMC
+        from bayesflux.infer import sample as infer_sample
+
         if method not in ("metropolis", "hmc", "slice"):
             raise ConfigError(
                 f"unknown sampling method {method!r}; expected 'metropolis', 'hmc' or 'slice'"
             )
+        model = self.model()
         if method == "hmc":
-            from bayesflux.infer import ReflectiveHMC
-            from bayesflux.infer import sample as infer_sample
-
-            model = self.model()
-            hmc = ReflectiveHMC(model, rounding=rounding, trajectory_length=trajectory_length)
-            return infer_sample(
+            chosen = ReflectiveHMC(model, rounding=rounding, trajectory_length=trajectory_length)
+            steps = thinning or 1
+        elif method == "metropolis":
+            chosen = HitAndRun(
                 model,
-                kernel=hmc,
-                num_draws=num_draws,
-                num_warmup=num_warmup,
-                num_chains=num_chains,
-                thinning=thinning or 1,
-                seed=seed,
-                checkpoint=checkpoint,
-                block_size=block_size,
-                progress=progress,
-                **self._tree_options(),
-            )
-        if method == "slice":
-            if checkpoint is not None:
-                raise ConfigError("checkpoint needs method='metropolis' or 'hmc', not 'slice'")
-            target = logdensity if logdensity is not None else (lambda x: jnp.zeros(()))
-            raw = sample_slice(
-                self.polytope,
-                target,
                 direction=kernel,
-                thinning=thinning,
-                num_chains=num_chains,
-                num_draws=num_draws,
-                num_warmup=num_warmup,
-                rounding=rounding,
-                seed=seed,
-                progress=progress,
-            )
-        else:
-            raw = sample_fluxes(
-                self.polytope,
-                num_chains=num_chains,
-                num_draws=num_draws,
-                num_warmup=num_warmup,
-                thinning=thinning,
-                kernel=kernel,
-                rounding=rounding,
-                logdensity_fn=logdensity,
+                moves=thinning,
                 step_size=step_size,
                 adapt_step_size=adapt_step_size,
-                target_acceptance=target_acceptance,
-                seed=seed,
-                block_size=block_size or 100,
-                progress=progress,
-                checkpoint=checkpoint,
+                target_accept_prob=target_acceptance,
+                rounding=rounding,
             )
-        return self.to_datatree(
-            raw["posterior"]["flux"].values,
-            raw["sample_stats"].to_dataset(),
-            attrs=dict(raw.attrs),
+            steps = 1
+        else:
+            chosen = HitAndRunSlice(model, direction=kernel, moves=thinning, rounding=rounding)
+            steps = 1
+        return infer_sample(
+            model,
+            kernel=chosen,
+            num_draws=num_draws,
+            num_warmup=num_warmup,
+            num_chains=num_chains,
+            thinning=steps,
+            seed=seed,
+            checkpoint=checkpoint,
+            block_size=block_size,
+            progress=progress,
+            **self.tree_options(),
         )
 
-    def _tree_options(self) -> dict:
+    def tree_options(self) -> dict:
         """``coords``, ``dims`` and provenance ``attrs`` of this posterior's DataTrees."""
         dims = {"flux": ["reaction"]} if self.latents else {}
         attrs = provenance(
@@ -392,7 +366,7 @@ class FluxPosterior:
         else:
             samples = {"flux": x}
         stats = {k: da.values for k, da in (sample_stats or xr.Dataset()).data_vars.items()}
-        options = self._tree_options()
+        options = self.tree_options()
         sampler = (attrs or {}).get("method", "hit-and-run")
         sampler = "hit-and-run Metropolis" if sampler == "hit-and-run" else sampler
         options["attrs"].update(

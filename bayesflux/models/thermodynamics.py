@@ -17,22 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
 import scipy.optimize
 import xarray as xr
 
 from bayesflux.errors import ConfigError, InfeasibleError
-from bayesflux.models.posterior import Coupling, FluxPosterior, Latent
-from bayesflux.sampling.hit_and_run import chord
+from bayesflux.models import blocks
+from bayesflux.models.posterior import JOINT_SITE, Coupling, FluxPosterior, Latent
+from bayesflux.sampling.hit_and_run import chord, pick
 from bayesflux.sampling.rounding import Rounding, round_polytope
 from bayesflux.thermo.data import ThermoModel
-from bayesflux.thermo.polytope_b import ConcentrationPolytope
-from bayesflux.thermo.space import ZERO_FLUX, FluxSpace, flux_signs
+from bayesflux.thermo.polytope_b import ConcentrationPolytope, flux_signs
+from bayesflux.thermo.space import FluxSpace
 
 __all__ = ["Thermodynamics", "sample_thermodynamic"]
 
@@ -94,22 +94,26 @@ class Thermodynamics:
         t = self.thermo
         drg = t.drg0 + t.drg_matrix @ self.lnc(theta)
         vk = v[t.index]
-        broken = (jnp.abs(vk) > ZERO_FLUX) & (jnp.sign(vk) * drg > -t.margin)
+        sign = flux_signs(vk)
+        broken = (sign != 0) & (sign * drg > -t.margin)
         return jnp.where(jnp.any(broken), -jnp.inf, 0.0)
 
     def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
-        """NumPyro sites: the second law as a factor, the metabolome ``ln c_i ~ N(ln ĉ_i, sd_i²)``
-        as an observed site ``{name}_metabolome`` over ``measured_metabolite``."""
-        numpyro.factor(f"{self.name}_second_law", self.second_law(v, theta))
+        """NumPyro sites: :func:`~bayesflux.models.blocks.second_law` (``{name}_second_law``)
+        and :func:`~bayesflux.models.blocks.metabolome` (``{name}_metabolome``)."""
+        lnc = self.lnc(theta)
+        blocks.second_law(v, lnc, self.thermo, name=f"{self.name}_second_law")
         if self.measured:
-            dim = "measured_metabolite"
-            with numpyro.plate(dim, len(self.measured)):
-                numpyro.sample(
-                    f"{self.name}_metabolome",
-                    dist.Normal(self.lnc(theta)[self.measured_index], self.measured_sd),
-                    obs=self.measured_lnc,
-                    infer={"coords": {dim: list(self.measured)}},
-                )
+            measured = {
+                m: (float(np.exp(c)), float(s))
+                for m, c, s in zip(self.measured, self.measured_lnc, self.measured_sd)
+            }
+            blocks.metabolome(
+                lnc,
+                measured,
+                metabolites=self.thermo.network.metabolites,
+                name=f"{self.name}_metabolome",
+            )
 
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
         lnc = self.lnc(theta)
@@ -180,19 +184,17 @@ class Thermodynamics:
         return res.x[:m]
 
 
-def _feasible_chord_kernel(A, b, offset, M, v_rows, lnc_map, thermo: ThermoModel, log_density):
-    """One move of hit-and-run restricted to the thermodynamically feasible part of the chord.
+def feasible_chord_move(A, b, f0v, Fv, f0g, Fg, margin: float, log_density):
+    """One hit-and-run move on ``{y : A y <= b}`` restricted to the second law's feasible part of
+    its chord: ``move(state, key) -> (state, (accepted, feasible fraction of the chord))`` with
+    ``state = (y, b - A y, log p(y))``.
 
-    Along ``y + λ θ`` the constrained fluxes ``v(λ)`` and ``ΔrG(λ)`` are affine, so the feasible
-    set of the line is a union of intervals between the points where some ``v_j`` crosses 0 or
-    some ``ΔrG_j`` crosses ``±δ``. The proposal is uniform on that union (the same set seen from
-    any of its points, hence symmetric); Metropolis corrects for the other terms' likelihoods.
+    The constrained fluxes ``v = f0v + Fv y`` and their ``ΔrG' = f0g + Fg y`` are affine along
+    ``y + λ θ``, so the feasible set of the line is a union of intervals between the points where
+    some ``v_j`` crosses 0 or some ``ΔrG'_j`` crosses ``±margin``. The proposal is uniform on
+    that union (the same set seen from any of its points, hence symmetric); Metropolis corrects
+    for ``log_density`` (the other terms).
     """
-    Fv, f0v = M[v_rows], offset[v_rows]  # v_k = f0v + Fv y
-    lnc_off, lnc_M = lnc_map  # ln c = lnc_off + lnc_M y
-    Fg = thermo.drg_matrix @ lnc_M
-    f0g = thermo.drg0 + thermo.drg_matrix @ lnc_off
-    delta = thermo.margin
 
     def move(state, key):
         y, slack, logp = state
@@ -208,23 +210,21 @@ def _feasible_chord_kernel(A, b, offset, M, v_rows, lnc_map, thermo: ThermoModel
         cuts = jnp.concatenate(
             [
                 jnp.where(vb == 0, hi, -va / safe_v),
-                jnp.where(gb == 0, hi, (-delta - ga) / safe_g),
-                jnp.where(gb == 0, hi, (delta - ga) / safe_g),
+                jnp.where(gb == 0, hi, (-margin - ga) / safe_g),
+                jnp.where(gb == 0, hi, (margin - ga) / safe_g),
             ]
         )
-        edges = jnp.sort(jnp.concatenate([jnp.array([lo, hi]), jnp.clip(cuts, lo, hi)]))
+        edges = jnp.sort(jnp.concatenate([jnp.stack([lo, hi]), jnp.clip(cuts, lo, hi)]))
         mid = 0.5 * (edges[1:] + edges[:-1])
         vm = va[None, :] + mid[:, None] * vb[None, :]
         gm = ga[None, :] + mid[:, None] * gb[None, :]
-        ok = jnp.all((jnp.abs(vm) <= ZERO_FLUX) | (jnp.sign(vm) * gm <= -delta), axis=1)
-        length = jnp.diff(edges) * ok
-        cum = jnp.cumsum(length)
-        u = jax.random.uniform(k_pos, dtype=y.dtype) * cum[-1]
-        piece = jnp.minimum(jnp.sum(cum <= u), length.size - 1)
-        lam = edges[piece] + (u - (cum[piece] - length[piece]))
-        lam = jnp.where(cum[-1] > 0, lam, 0.0)
+        sign = flux_signs(vm)
+        ok = jnp.all((sign == 0) | (sign * gm <= -margin), axis=1)
+        lam, _ = pick(jax.random.uniform(k_pos, (1,), dtype=y.dtype), edges[None], ok[None])
+        lam = lam[0]
+        total = jnp.sum(jnp.diff(edges) * ok)
         y_new = y + lam * theta
-        logp_new = log_density(offset + M @ y_new)
+        logp_new = log_density(y_new)
         accept = (jnp.log(jax.random.uniform(k_acc, dtype=y.dtype)) < logp_new - logp) & (
             jnp.isfinite(logp_new)
         )
@@ -233,7 +233,7 @@ def _feasible_chord_kernel(A, b, offset, M, v_rows, lnc_map, thermo: ThermoModel
             jnp.where(accept, slack - lam * a_theta, slack),
             jnp.where(accept, logp_new, logp),
         )
-        return new, (accept.astype(y.dtype), cum[-1] / jnp.maximum(hi - lo, 1e-300))
+        return new, (accept.astype(y.dtype), total / jnp.maximum(hi - lo, 1e-300))
 
     return move
 
@@ -247,72 +247,41 @@ def sample_thermodynamic(
     num_warmup: int | None = None,
     thinning: int | None = None,
     seed: int = 0,
+    checkpoint: str | Path | None = None,
+    progress: bool = False,
 ) -> xr.DataTree:
-    """Sample a posterior with a :class:`Thermodynamics` term by feasible-chord hit-and-run.
+    """Sample a posterior with a :class:`Thermodynamics` term by feasible-chord hit-and-run:
+    :meth:`FluxPosterior.model` run by :class:`bayesflux.infer.FeasibleChord` under
+    :func:`bayesflux.infer.sample`.
 
-    Chains start at :meth:`Thermodynamics.start` (distinct starts per chain) in EP-rounded
-    coordinates, make ``thinning`` moves (default: the dimension) per kept draw and are vmapped;
-    the result is :meth:`FluxPosterior.to_datatree` with ``sample_stats`` ``acceptance_rate`` and
-    ``feasible_chord_fraction``.
+    Chains start at :meth:`Thermodynamics.start` (distinct feasible starts per chain) in
+    EP-rounded coordinates and make ``thinning`` moves (default: the dimension) per kept draw;
+    ``sample_stats`` has ``acceptance_rate`` and ``feasible_chord_fraction``.
     """
+    from bayesflux.infer import FeasibleChord
+    from bayesflux.infer import sample as infer_sample
+
     if term not in posterior.terms:
         raise ConfigError("the Thermodynamics term must be one of the posterior's terms")
-    poly = posterior.polytope
     rounding = term.start(posterior, seed=seed)
-    starts = [rounding] + [
-        term.start(posterior, seed=seed + c, rounding=rounding) for c in range(1, num_chains)
+    starts = [rounding.center] + [
+        term.start(posterior, seed=seed + c, rounding=rounding).center for c in range(1, num_chains)
     ]
-    A, b = rounding.rounded(poly)
-    offset = poly.v0 + poly.N @ rounding.center
-    M = poly.N @ rounding.L
-    names = list(poly.reactions)
-    v_rows = np.asarray(term.thermo.index)
-    lnc_off = np.asarray(term.lnc_fixed, dtype=float).copy()
-    lnc_M = np.zeros((lnc_off.size, poly.dim))
-    for nm, i in zip(term.lnc_names, term.free):
-        k = names.index(nm)
-        lnc_off[i] = offset[k]
-        lnc_M[i] = M[k]
-    move = _feasible_chord_kernel(
-        jnp.asarray(A),
-        jnp.asarray(b),
-        jnp.asarray(offset),
-        jnp.asarray(M),
-        v_rows,
-        (jnp.asarray(lnc_off), jnp.asarray(lnc_M)),
-        term.thermo,
-        posterior.log_density,
-    )
-    y0 = np.stack([np.linalg.solve(rounding.L, s.center - rounding.center) for s in starts])
-    thinning = poly.dim if thinning is None else int(thinning)
-    num_warmup = max(1, num_draws // 10) if num_warmup is None else int(num_warmup)
-    total = num_warmup + num_draws
-
-    @jax.jit
-    def run(keys, y):
-        def draw(state, key):
-            state, (acc, frac) = jax.lax.scan(move, state, jax.random.split(key, thinning))
-            return state, (state[0], acc.mean(), frac.mean())
-
-        def one_chain(key, y):
-            state = (y, jnp.asarray(b) - jnp.asarray(A) @ y, posterior.log_density(offset + M @ y))
-            return jax.lax.scan(draw, state, jax.random.split(key, total))[1]
-
-        return jax.vmap(one_chain)(keys, y)
-
-    keys = jax.random.split(jax.random.key(seed), num_chains)
-    ys, acc, frac = (np.asarray(a)[:, num_warmup:] for a in run(keys, jnp.asarray(y0)))
-    x = offset + ys @ M.T
-    coords = {"chain": np.arange(num_chains), "draw": np.arange(num_draws)}
-    stats = xr.Dataset(
-        {
-            "acceptance_rate": (("chain", "draw"), acc),
-            "feasible_chord_fraction": (("chain", "draw"), frac),
-        },
-        coords=coords,
-    )
-    return posterior.to_datatree(
-        x,
-        stats,
-        attrs={"kernel": "feasible-chord hit-and-run", "thinning": thinning, "seed": int(seed)},
+    model = posterior.model()
+    site = JOINT_SITE if posterior.latents else "flux"
+    thinning = posterior.polytope.dim if thinning is None else int(thinning)
+    kernel = FeasibleChord(model, moves=thinning, rounding=rounding, adapt_rounding=False)
+    options = posterior.tree_options()
+    options["attrs"].update(kernel="feasible-chord hit-and-run", thinning=thinning)
+    return infer_sample(
+        model,
+        kernel=kernel,
+        init_params={site: np.stack(starts)},
+        num_chains=num_chains,
+        num_draws=num_draws,
+        num_warmup=max(1, num_draws // 10) if num_warmup is None else int(num_warmup),
+        seed=seed,
+        checkpoint=checkpoint,
+        progress=progress,
+        **options,
     )

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import jax
@@ -20,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesflux.errors import ConfigError
+from bayesflux.results import atomic_write
 
 __all__ = ["StateStore", "fingerprint", "open_checkpoint", "read_blocks", "write_block"]
 
@@ -44,22 +43,19 @@ def open_checkpoint(directory: Path, stamp: str) -> None:
                 "seed, chains, sampler settings or block size); use a new checkpoint folder"
             )
     else:
-        meta.write_text(json.dumps({"fingerprint": stamp}))
+        atomic_write(meta, lambda tmp: Path(tmp).write_text(json.dumps({"fingerprint": stamp})))
 
 
 def write_block(
     directory: Path, index: int, arrays: dict[str, np.ndarray], prefix: str = "block"
 ) -> None:
     """Write ``{prefix}_{index:06d}.npz`` atomically (temporary file, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".npz", dir=directory)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-        os.replace(tmp, directory / f"{prefix}_{index:06d}.npz")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(directory / f"{prefix}_{index:06d}.npz", write)
 
 
 def read_blocks(directory: Path, n_blocks: int, prefix: str = "block") -> list[dict]:

@@ -24,11 +24,10 @@ sampling, which makes the sampling phase a time-homogeneous, exact Metropolis ch
 ``build_kernel(A, b, ...)`` returns ``kernel(rng_key, state) -> (state, info)`` doing ``thinning``
 steps; vmap it over chains (``jax.vmap(kernel)(keys, states)``). ``step_size`` may be a traced
 array, so a kernel built inside ``jit`` takes the adapted step as an argument. ``build_sweep`` and
-``build_adaptive_sweep`` are the same moves driven by given random numbers instead of a key, which
-:func:`~bayesflux.sampling.sample.sample_polytope` draws on the host (no random-number generator
-to compile) with the axes of coordinate moves in random permutations: a sweep of ``d`` moves
-updates every axis once (random-scan Gibbs leaves ``e^-1`` of them untouched), as hopsy's cyclic
-coordinate hit-and-run does.
+``build_adaptive_sweep`` are the same moves driven by given random numbers instead of a key. The
+axes of coordinate moves come in random permutations: a sweep of ``d`` moves updates every axis
+once (random-scan Gibbs leaves ``e^-1`` of them untouched), as hopsy's cyclic coordinate
+hit-and-run does. :class:`bayesflux.infer.HitAndRun` runs these kernels on a NumPyro model.
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ __all__ = [
     "freeze",
     "init",
     "init_adaptation",
+    "pick",
 ]
 
 Direction = Literal["coordinate", "random"]
@@ -107,6 +107,21 @@ def chord(slack: jax.Array, a_theta: jax.Array) -> tuple[jax.Array, jax.Array]:
     lam_max = jnp.min(jnp.where(a_theta > 0.0, ratio, jnp.inf))
     lam_min = jnp.max(jnp.where(a_theta < 0.0, ratio, -jnp.inf))
     return lam_min, lam_max
+
+
+def pick(u: jax.Array, edges: jax.Array, feasible: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``λ`` at quantile ``u (c,)`` of the union of the feasible pieces of split chords, per row:
+    ``edges (c, k + 1)`` the sorted ends of ``k`` pieces, ``feasible (c, k)`` which pieces may be
+    used (uniform ``λ`` on the union for uniform ``u``; the one place chord pieces are picked, by
+    the thermodynamic samplers). Returns ``(λ, any piece feasible)``."""
+    length = jnp.diff(edges, axis=1) * feasible
+    total = length.sum(axis=1)
+    u = u * total
+    cum = jnp.cumsum(length, axis=1)
+    before = cum - length
+    chosen = (before <= u[:, None]) & (u[:, None] < cum)  # one piece (of positive length)
+    lam = jnp.sum(jnp.where(chosen, edges[:, :-1] + (u[:, None] - before), 0.0), axis=1)
+    return lam, total > 0
 
 
 def _step_shape(direction: Direction, d: int) -> tuple[int]:
@@ -189,10 +204,14 @@ def _build_move(A, direction: Direction, logdensity_fn, gaussian: bool):
 
 
 def _draws(rng_key, thinning: int, d: int, direction: Direction, gaussian: bool, metropolis, dt):
-    """All random numbers of ``thinning`` moves at once: cheaper than a key split per move."""
+    """All random numbers of ``thinning`` moves at once: cheaper than a key split per move.
+    Coordinate axes come in random permutations, independent of the state, so every move keeps
+    the target invariant and ``d`` moves update each axis once."""
     key_dir, key_lam, key_acc = jax.random.split(rng_key, 3)
-    if direction == "coordinate":
-        directions = jax.random.randint(key_dir, (thinning,), 0, d)
+    if direction == "coordinate":  # random permutations of the axes: a sweep of d moves
+        sweeps = -(-thinning // d)  # updates every axis once (random scan leaves e^-1 of them)
+        order = jnp.argsort(jax.random.uniform(key_dir, (sweeps, d), dtype=dt), axis=-1)
+        directions = order.reshape(-1)[:thinning]
     else:
         directions = jax.random.normal(key_dir, (thinning, d), dtype=dt)
     if gaussian:
@@ -223,8 +242,8 @@ def build_sweep(
     ``log U(0, 1)`` draws ``(T,)`` for the Metropolis test, or None for the uniform target. The
     slacks are recomputed as ``b - A x`` once per sweep, so round-off cannot accumulate (``O(m d)``
     per ``T`` moves). The caller chooses the random numbers, e.g. coordinate axes in random
-    permutations (:func:`bayesflux.sampling.sample.sample_polytope`); any choice independent of
-    the state keeps the target invariant, since every move does.
+    permutations; any choice independent of the state keeps the target invariant, since every
+    move does.
     """
     _check(direction, 1)
     A = jnp.asarray(A, dtype=jnp.result_type(float))

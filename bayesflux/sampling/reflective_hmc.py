@@ -26,6 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
+import arviz_base
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,8 +36,7 @@ from bayesflux.errors import ConfigError
 from bayesflux.progress import progress_bar
 from bayesflux.sampling.checkpoint import fingerprint, open_checkpoint, read_blocks, write_block
 from bayesflux.sampling.polytope import Polytope
-from bayesflux.sampling.rounding import Rounding
-from bayesflux.sampling.slice import flux_tree, pooled_rounding, rounded_geometry, start_chains
+from bayesflux.sampling.rounding import Rounding, covariance_rounding, round_polytope
 
 __all__ = [
     "MAX_ENERGY_ERROR",
@@ -180,6 +180,97 @@ def _da_update(da: _DualAveraging, acceptance, target, gamma=0.05, t0=10.0, kapp
     log_step = da.mu - jnp.sqrt(t) / gamma * h
     w = t**-kappa
     return _DualAveraging(log_step, w * log_step + (1.0 - w) * da.log_step_avg, h, t, da.mu)
+
+
+def rounded_geometry(poly: Polytope, rounding: Rounding) -> dict[str, jax.Array]:
+    """The polytope in rounded coordinates ``y`` (``A y <= b``) and the map ``v = offset + M y``
+    to fluxes, as the keyword arguments of the compiled sampler calls."""
+    A, b = rounding.rounded(poly)
+    return dict(
+        A=jnp.asarray(A),
+        b=jnp.asarray(b),
+        offset=jnp.asarray(poly.v0 + poly.N @ rounding.center),
+        M=jnp.asarray(poly.N @ rounding.L),
+    )
+
+
+def start_chains(
+    poly: Polytope,
+    num_chains: int,
+    num_draws: int,
+    num_warmup: int,
+    rounding_windows: int,
+    block_size: int,
+    rounding: Rounding | str,
+    init_position: np.ndarray | None,
+    seed: int,
+) -> tuple[Rounding, np.ndarray, jax.Array, list[tuple[str, int]], int]:
+    """Checked options -> ``(rounding, chain starts z, chain keys, plan, chunk)`` of a windowed
+    sampler (:func:`sample_hmc`)."""
+    for name, value in (("num_chains", num_chains), ("num_draws", num_draws)):
+        if int(value) < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value}")
+    if num_warmup < 0 or int(rounding_windows) < 0 or int(block_size) < 1:
+        raise ConfigError(
+            f"num_warmup and rounding_windows must be >= 0 and block_size >= 1, got "
+            f"{num_warmup}, {rounding_windows}, {block_size}"
+        )
+    rnd = rounding if isinstance(rounding, Rounding) else round_polytope(poly, rounding)
+    z = np.tile(
+        np.asarray(rnd.center if init_position is None else init_position, float),
+        (num_chains, 1),
+    )
+    if not np.all(poly.A @ z[0] < poly.b):
+        raise ConfigError(f"init_position lies outside the interior of the polytope {poly.id!r}")
+    chain_keys = jax.random.split(jax.random.key(int(seed)), num_chains)
+    plan, chunk = _plan(num_warmup, int(rounding_windows), int(num_draws), int(block_size))
+    return rnd, z, chain_keys, plan, chunk
+
+
+def flux_tree(
+    poly: Polytope, z: np.ndarray, stats: dict, reactions: Sequence[str] | None, attrs: dict
+) -> xr.DataTree:
+    """Draws ``z (chain, draw, d)`` as fluxes over ``reaction`` with ``sample_stats`` and attrs."""
+    flux = poly.to_fluxes(z)
+    names = (
+        list(reactions)
+        if reactions
+        else (list(poly.reactions) or [f"x{k}" for k in range(flux.shape[-1])])
+    )
+    tree = arviz_base.from_dict(
+        {"posterior": {"flux": flux}, "sample_stats": stats},
+        dims={"flux": ["reaction"]},
+        coords={"reaction": names},
+    )
+    tree.attrs.update(attrs)
+    tree["posterior"].attrs.update(attrs)
+    return tree
+
+
+def _plan(
+    num_warmup: int, windows: int, num_draws: int, block_size: int
+) -> tuple[list[tuple[str, int]], int]:
+    """``([(phase, calls), ...], chunk)``: every compiled call runs ``chunk`` draws (one
+    compilation); each warm-up window is ``ceil(num_warmup / windows / chunk)`` calls, the kept
+    draws ``ceil(num_draws / chunk)`` calls (the surplus is cut)."""
+    windows = windows if num_warmup > 0 else 0
+    window = -(-num_warmup // windows) if windows else 0
+    first = window or num_draws
+    chunk = -(-first // -(-first // block_size))  # the window in near-equal calls <= block_size
+    plan = [("warmup", -(-window // chunk))] * windows
+    return plan + [("draws", -(-num_draws // chunk))], chunk
+
+
+def pooled_rounding(poly: Polytope, z: np.ndarray, previous: Rounding) -> Rounding:
+    """:func:`covariance_rounding` of draws ``z (chains, draws, d)`` (pooled), centred at their
+    mean; a ``1e-9``-relative ridge keeps a direction the draws barely moved in."""
+    flat = z.reshape(-1, z.shape[-1])
+    cov = np.cov(flat, rowvar=False).reshape(poly.dim, poly.dim)
+    cov = cov + 1e-9 * (np.trace(cov) / poly.dim + 1e-300) * np.eye(poly.dim)
+    try:
+        return covariance_rounding(poly, cov, center=flat.mean(axis=0))
+    except ConfigError:  # degenerate draws (e.g. a chain that never moved): keep the rounding
+        return previous
 
 
 @partial(jax.jit, static_argnames=("logdensity_fn",))

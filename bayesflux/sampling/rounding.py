@@ -38,6 +38,7 @@ from bayesflux.errors import ConfigError, SolverError
 from bayesflux.sampling.polytope import Polytope
 
 __all__ = [
+    "covariance_rounding",
     "Rounding",
     "expectation_propagation",
     "max_volume_ellipsoid",
@@ -309,3 +310,62 @@ def round_polytope(poly: Polytope, method: Literal["ep", "mve", "none"] | None =
     if method == "mve":
         return max_volume_ellipsoid(poly)
     raise ConfigError(f"unknown rounding {method!r}; expected 'ep', 'mve' or 'none'")
+
+
+def covariance_rounding(
+    poly: Polytope,
+    cov: np.ndarray,
+    *,
+    center: np.ndarray | None = None,
+    shrink: float = 0.99,
+) -> Rounding:
+    """A :class:`Rounding` ``z = center + L y`` with ``L = chol(cov)`` for a target's covariance.
+
+    Parameters
+    ----------
+    poly
+        The polytope (reduced coordinates ``z``).
+    cov
+        ``(d, d)`` covariance of the target in reduced coordinates, e.g. the linearised posterior
+        ``(Σ_prior^-1 + Tᵀ JᵀJ T)^-1`` of a least-squares fit, or the covariance of warm-up draws.
+    center
+        Where chains start (``y = 0``), e.g. the best fit. A point on or outside the boundary is
+        moved toward the Chebyshev centre ``c``: ``c + shrink (center - c)``, which is strictly
+        inside when ``center`` is in the closed polytope (its slacks are at least
+        ``(1 - shrink) r``). Default: the Chebyshev centre.
+    shrink
+        Fraction of the way from the Chebyshev centre to ``center`` kept, in (0, 1).
+    """
+    cov = np.asarray(cov, dtype=float)
+    d = poly.dim
+    if cov.shape != (d, d) or not np.all(np.isfinite(cov)):
+        raise ConfigError(
+            f"covariance for rounding {poly.id!r} must be a finite {d} x {d} matrix, "
+            f"got shape {cov.shape}"
+        )
+    cov = 0.5 * (cov + cov.T)
+    try:
+        L = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError as exc:
+        raise ConfigError(f"covariance for rounding {poly.id!r} is not positive definite") from exc
+    cheb = np.asarray(poly.center)
+    if center is None:
+        c = cheb
+    else:
+        c = np.asarray(center, dtype=float)
+        if not 0.0 < shrink < 1.0:
+            raise ConfigError(f"shrink must lie in (0, 1), got {shrink}")
+        margin = np.min(poly.b - poly.A @ c)
+        if not margin > (1.0 - shrink) * poly.radius:
+            c = cheb + shrink * (c - cheb)
+        if not np.min(poly.b - poly.A @ c) > 0.0:
+            raise ConfigError(f"rounding centre lies outside the polytope {poly.id!r}")
+    _, logdet = np.linalg.slogdet(cov)
+    return Rounding(
+        center=c,
+        L=L,
+        mean=c,
+        cov=cov,
+        log_volume=float(0.5 * d * np.log(2 * np.pi * np.e) + 0.5 * logdet),
+        method="covariance",
+    )

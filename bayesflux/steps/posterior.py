@@ -137,6 +137,8 @@ def posterior_step(
             num_warmup=num_warmup,
             thinning=thinning,
             seed=seed,
+            checkpoint=None if checkpoint is None else Path(checkpoint),
+            progress=progress,
         )
     if sampler not in ("hmc", "metropolis", "slice"):
         raise ConfigError(

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from bayesflux.sampling.checkpoint import StateStore, fingerprint
+from bayesflux.sampling.hit_and_run import pick
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.pattern_table import (
     PatternTable,
@@ -35,8 +36,8 @@ from bayesflux.thermo.pattern_table import (
     pattern_hash,
     run_blocks,
 )
-from bayesflux.thermo.polytope_b import ConcentrationPolytope
-from bayesflux.thermo.space import ZERO_FLUX, FluxSpace, chords, direction_factor
+from bayesflux.thermo.polytope_b import ConcentrationPolytope, flux_signs
+from bayesflux.thermo.space import FluxSpace, chords, direction_factor
 
 __all__ = ["Geometry", "chord_pieces", "orthant_move", "sample_orthants"]
 
@@ -114,22 +115,9 @@ def chord_pieces(
     breaks = jnp.take_along_axis(at, order, axis=1)
     edges = jnp.concatenate([lo[:, None], breaks, hi[:, None]], axis=1)
     v_mid = v + 0.5 * (lo + hi)[:, None] * w
-    constant = jnp.sign(v_mid) * (jnp.abs(v_mid) > ZERO_FLUX)
+    constant = flux_signs(v_mid)
     start = jnp.where(inside, -jnp.sign(w), constant).astype(jnp.int8)
     return Chords(theta, edges, start, order, inside, w > 0)
-
-
-def pick(u: jax.Array, edges: jax.Array, feasible: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``λ`` at quantile ``u (c,)`` of the union of feasible pieces (uniform ``λ`` for uniform
-    ``u``), per chain; returns (λ, any piece feasible)."""
-    length = jnp.diff(edges, axis=1) * feasible
-    total = length.sum(axis=1)
-    u = u * total
-    cum = jnp.cumsum(length, axis=1)
-    before = cum - length
-    chosen = (before <= u[:, None]) & (u[:, None] < cum)  # one piece (of positive length)
-    lam = jnp.sum(jnp.where(chosen, edges[:, :-1] + (u[:, None] - before), 0.0), axis=1)
-    return lam, total > 0
 
 
 class Geometry(NamedTuple):

@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import highspy
+import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
@@ -50,13 +52,25 @@ class Violation(NamedTuple):
         return self.total <= FEASIBLE_TOL
 
 
-def sign_pattern(fluxes: np.ndarray, thermo: ThermoModel, *, zero_tol: float = 1e-9) -> np.ndarray:
-    """Signs (int8 in {-1, 0, 1}) of the constrained reactions' fluxes; ``|v| <= zero_tol`` is 0.
+ZERO_FLUX = 1e-9  # |v| at or below this counts as zero flux (no second-law constraint)
+
+
+def flux_signs(v, tol: float = ZERO_FLUX):
+    """int8 signs in {-1, 0, 1} of fluxes, 0 where ``|v| <= tol``: the one flux-sign rule of
+    bayesflux (numpy in, numpy out; a jax array or tracer in, jax out)."""
+    xp = jnp if isinstance(v, jax.Array) else np
+    v = xp.asarray(v)
+    return (xp.sign(v) * (xp.abs(v) > tol)).astype(xp.int8)
+
+
+def sign_pattern(
+    fluxes: np.ndarray, thermo: ThermoModel, *, zero_tol: float = ZERO_FLUX
+) -> np.ndarray:
+    """:func:`flux_signs` of the constrained reactions' fluxes.
 
     ``fluxes`` is ``(..., n_reactions)``; the result ``(..., n_constrained)``.
     """
-    v = np.asarray(fluxes)[..., thermo.index]
-    return (np.sign(v) * (np.abs(v) > zero_tol)).astype(np.int8)
+    return flux_signs(np.asarray(fluxes)[..., thermo.index], zero_tol)
 
 
 def unique_patterns(signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,9 +31,12 @@ from bayesflux.sampling.rounding import expectation_propagation
 from bayesflux.thermo._milp import Interior, TSMMilp, diagnose_infeasible
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.loops import Sector
-from bayesflux.thermo.polytope_b import ConcentrationPolytope, unique_patterns
-
-ZERO_FLUX = 1e-9  # |v| at or below this counts as zero flux (no second-law constraint)
+from bayesflux.thermo.polytope_b import (
+    ZERO_FLUX,
+    ConcentrationPolytope,
+    flux_signs,
+    unique_patterns,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -357,12 +360,6 @@ def strata(
         Sector(dict.fromkeys(stops, 0), b, float(lv), float(wi), d)
         for (stops, b, lv, d), wi in zip(found, w)
     ]
-
-
-def flux_signs(v_constrained: np.ndarray) -> np.ndarray:
-    """int8 signs of constrained fluxes, zero within :data:`ZERO_FLUX`."""
-    v = np.asarray(v_constrained)
-    return (np.sign(v) * (np.abs(v) > ZERO_FLUX)).astype(np.int8)
 
 
 def chords(

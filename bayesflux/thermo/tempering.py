@@ -51,8 +51,8 @@ from bayesflux.thermo.pattern_table import (
     pattern_hash,
     run_blocks,
 )
-from bayesflux.thermo.polytope_b import ConcentrationPolytope
-from bayesflux.thermo.space import ZERO_FLUX, FluxSpace, chords, direction_factor
+from bayesflux.thermo.polytope_b import ConcentrationPolytope, flux_signs
+from bayesflux.thermo.space import FluxSpace, chords, direction_factor
 
 __all__ = ["parallel_tempering", "propose", "swap_log_acceptance"]
 
@@ -68,11 +68,11 @@ def propose(
 ) -> tuple[jax.Array, jax.Array]:
     """A hit-and-run point for each replica ``y (n, d)`` along ``z`` at quantile ``u`` of the
     chord: ``(y', signs of v'_constrained)`` (int8, zero within
-    :data:`~bayesflux.thermo.space.ZERO_FLUX`)."""
+    :data:`~bayesflux.thermo.polytope_b.ZERO_FLUX`)."""
     theta, lo, hi = chords(z, y, A, b)
     y_new = y + (lo + u * (hi - lo))[:, None] * theta
     v = y_new @ F.T + f0
-    return y_new, (jnp.sign(v) * (jnp.abs(v) > ZERO_FLUX)).astype(jnp.int8)
+    return y_new, flux_signs(v)
 
 
 _propose = jax.jit(propose)

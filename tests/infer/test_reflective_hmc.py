@@ -31,17 +31,6 @@ Z_BOUND = 4.0
 EXAMPLES = __import__("pathlib").Path(__file__).parents[2] / "examples"
 
 
-@pytest.fixture(scope="module")
-def fork_polytope():
-    """Uptake ``u = -EX_A`` in [0, 10] split over R1, R2: the triangle ``0 <= R1 <= u <= 10``."""
-    net = Network.from_stoichiometry(
-        {"EX_A": {"A": -1}, "R1": {"A": -1, "B": 1}, "R2": {"A": -1, "B": 1}, "EX_B": {"B": -1}},
-        bounds={"EX_A": (-10.0, 0.0)},
-        id="fork",
-    )
-    return net, polytope(net)
-
-
 def _run(model, *, warmup=500, draws=1000, chains=4, method="vectorized", seed=0, **kernel):
     mcmc = MCMC(
         ReflectiveHMC(model, **kernel),

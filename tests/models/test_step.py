@@ -68,7 +68,7 @@ def test_posterior_step_bad_options(tmp_path):
             "metropolis",
             "num_draws = 4000\nnum_warmup = 0\nthinning = 400\nblock_size = 100\n",
             40,
-            "block_*.npz",
+            "mcmc_*.npz",
         ),
         # HMC (bayesflux.infer.sample): 10000 kept draws in 100 blocks of 100, the warm-up in
         # the first

@@ -67,3 +67,64 @@ def test_metabolome_pulls_ln_c(triangle_thermo):
     assert float(tree["observed_data"]["thermo_metabolome"].sel(measured_metabolite="B")) == target
     with pytest.raises(ConfigError, match="unknown metabolite"):
         Thermodynamics(thermo, metabolome={"Z": (1.0, 0.1)})
+
+
+def test_second_law_and_metabolome_blocks(triangle_thermo):
+    """The blocks as NumPyro sites: the second-law factor is 0 at a feasible (v, ln c) of the
+    exact reference and -inf where a flux runs up its ΔrG; the metabolome's pointwise log
+    density is scipy's normal log-pdf of ln ĉ; bad entries are refused by name."""
+    import jax.numpy as jnp
+    import numpyro
+    import scipy.stats
+
+    from bayesflux.models import blocks
+
+    thermo = triangle_thermo
+    net = thermo.network
+    ref_v, ref_lnc, _ = _rejection(thermo, n_flux=400)
+    v, lnc = jnp.asarray(ref_v[0]), jnp.asarray(ref_lnc[0])
+    measured = {net.metabolites[0]: (1e-3, 0.2)}
+
+    def model(v, lnc):
+        blocks.second_law(v, lnc, thermo)
+        blocks.metabolome(lnc, measured, metabolites=net.metabolites)
+
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(v, lnc)
+    assert float(trace["second_law"]["fn"].log_prob(0.0)) == 0.0
+    site = trace["metabolome"]
+    expected = scipy.stats.norm(ref_lnc[0][0], 0.2).logpdf(np.log(1e-3))
+    np.testing.assert_allclose(site["fn"].log_prob(site["value"]), [expected])
+    drg = thermo.drg0 + ref_lnc[0] @ thermo.drg_matrix.T
+    j = int(np.argmax(np.abs(drg)))
+    uphill = v.at[thermo.index[j]].set(float(np.sign(drg[j])) * 1.0)  # runs up its ΔrG
+    trace = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(uphill, lnc)
+    assert float(trace["second_law"]["fn"].log_prob(0.0)) == -np.inf
+    with pytest.raises(ConfigError, match="unknown metabolite"):
+        blocks.metabolome(lnc, {"nope": (1.0, 0.1)}, metabolites=net.metabolites)
+    with pytest.raises(ConfigError, match="concentration > 0"):
+        blocks.metabolome(lnc, {net.metabolites[0]: (0.0, 0.1)}, metabolites=net.metabolites)
+
+
+def test_feasible_chord_needs_one_affine_second_law(triangle_thermo):
+    """FeasibleChord refuses a model without a second-law site, and one whose ln c is not affine
+    in the latent coordinates."""
+    import jax.numpy as jnp
+
+    from bayesflux.infer import FeasibleChord
+    from bayesflux.infer import sample as infer_sample
+    from bayesflux.models import blocks
+    from bayesflux.sampling import polytope
+
+    thermo = triangle_thermo
+    poly = polytope(thermo.network)
+
+    def no_law():
+        blocks.flux_polytope("v", poly)
+
+    def curved():
+        v = blocks.flux_polytope("v", poly)
+        blocks.second_law(v, jnp.full(3, jnp.tanh(v[0])), thermo)
+
+    for model, match in ((no_law, "exactly one second_law"), (curved, "affine")):
+        with pytest.raises(ConfigError, match=match):
+            infer_sample(model, kernel=FeasibleChord(model), num_draws=5, num_chains=1)

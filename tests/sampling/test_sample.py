@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 import arviz as az
 import numpy as np
 import pytest
 
 from bayesflux.errors import ConfigError
-from bayesflux.sampling import sample as sample_module
 from bayesflux.sampling import sample_fluxes
 
 pytestmark = pytest.mark.filterwarnings("ignore:Found chain dimension")
@@ -22,7 +19,7 @@ def test_datatree_layout_and_arviz(small, arviz_reads):
     assert flux.dims == ("chain", "draw", "reaction")
     assert flux.shape == (3, 120, small.n_reactions)
     assert list(flux.reaction.values) == list(small.reactions)
-    assert set(tree.sample_stats.data_vars) == {"acceptance_rate", "chord_length"}
+    assert {"acceptance_rate", "chord_length"} <= set(tree.sample_stats.data_vars)
     assert tree.attrs["kernel"] == "coordinate" and tree.attrs["rounding"] == "ep"
     summary = az.summary(tree)
     assert len(summary) == small.n_reactions
@@ -37,51 +34,30 @@ def test_datatree_layout_and_arviz(small, arviz_reads):
     assert not np.allclose(other.posterior["flux"].values, flux.values)
 
 
-def test_checkpoint_resumes_without_losing_draws(small, tmp_path, monkeypatch):
+def test_checkpoint_resumes_without_losing_draws(small, tmp_path):
+    """Blocks lost after a run (as after a kill) are redrawn from the stored state: the resumed
+    draws equal an uninterrupted run's; a finished checkpoint is read back; another seed in the
+    same folder is refused."""
     opts = dict(num_chains=3, num_draws=250, num_warmup=50, block_size=50, seed=4)
     full = sample_fluxes(small, **opts).posterior["flux"].values
-
-    # "interrupt" after 3 written blocks (1 warm-up + 2 kept): the next write raises
-    written = []
-    real_write = sample_module.write_block
-
-    def write_then_die(directory, index, arrays):
-        if len(written) == 3:
-            raise KeyboardInterrupt
-        real_write(directory, index, arrays)
-        written.append(index)
-
-    monkeypatch.setattr(sample_module, "write_block", write_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        sample_fluxes(small, checkpoint=tmp_path / "ck", **opts)
-    assert sorted(p.name for p in (tmp_path / "ck").glob("block_*.npz")) == [
-        "block_000000.npz",
-        "block_000001.npz",
-        "block_000002.npz",
-    ]
-    monkeypatch.setattr(sample_module, "write_block", real_write)
-
-    resumed = sample_fluxes(small, checkpoint=tmp_path / "ck", **opts).posterior["flux"].values
-    np.testing.assert_array_equal(resumed, full)
-    # a finished checkpoint is read back without sampling again
-    again = sample_fluxes(small, checkpoint=tmp_path / "ck", **opts).posterior["flux"].values
+    ck = tmp_path / "ck"
+    first = sample_fluxes(small, checkpoint=ck, **opts).posterior["flux"].values
+    np.testing.assert_array_equal(first, full)
+    assert sorted(p.name for p in ck.glob("mcmc_*.npz")) == [f"mcmc_{i:06d}.npz" for i in range(5)]
+    again = sample_fluxes(small, checkpoint=ck, **opts).posterior["flux"].values
     np.testing.assert_array_equal(again, full)
-    # a checkpoint cut after the first kept block also resumes exactly
-    cut = tmp_path / "cut"
-    cut.mkdir()
-    for name in ("meta.json", "block_000000.npz", "block_000001.npz"):
-        shutil.copy(tmp_path / "ck" / name, cut / name)
-    np.testing.assert_array_equal(
-        sample_fluxes(small, checkpoint=cut, **opts).posterior["flux"].values, full
-    )
+    for i in (2, 3, 4):
+        (ck / f"mcmc_{i:06d}.npz").unlink()
+    resumed = sample_fluxes(small, checkpoint=ck, **opts).posterior["flux"].values
+    np.testing.assert_array_equal(resumed, full)
     with pytest.raises(ConfigError, match="different run"):
-        sample_fluxes(small, checkpoint=tmp_path / "ck", **{**opts, "seed": 5})
+        sample_fluxes(small, checkpoint=ck, **{**opts, "seed": 5})
 
 
 def test_billiard_options(small, tmp_path, arviz_reads):
-    """The billiard walk: uniform target only, positive path length; checkpointed like HMC;
-    HMC's ``sample_stats`` (ArviZ's names), no divergence on a uniform target."""
-    with pytest.raises(ConfigError, match="uniform distribution"):
+    """The billiard walk: no step size, positive path length; checkpointed; always accepted on
+    the uniform target; ArviZ reads the tree."""
+    with pytest.raises(ConfigError, match="step_size"):
         sample_fluxes(small, kernel="billiard", step_size=0.5)
     with pytest.raises(ConfigError, match="trajectory_length"):
         sample_fluxes(small, kernel="billiard", trajectory_length=0.0)
@@ -89,8 +65,8 @@ def test_billiard_options(small, tmp_path, arviz_reads):
     tree = sample_fluxes(small, checkpoint=tmp_path / "ck", **opts)
     assert tree.attrs["method"] == "billiard walk" and tree["posterior"].sizes["draw"] == 200
     stats = tree["sample_stats"]
-    assert {"n_steps", "diverging", "step_size", "acceptance_rate"} <= set(stats.data_vars)
-    assert not stats["diverging"].any() and stats.sizes["draw"] == 200
+    assert {"acceptance_rate", "chord_length"} <= set(stats.data_vars)
+    np.testing.assert_allclose(stats["acceptance_rate"].values, 1.0)
     arviz_reads(tree)
     np.testing.assert_array_equal(
         sample_fluxes(small, **opts)["posterior"]["flux"].values, tree["posterior"]["flux"].values
@@ -135,9 +111,10 @@ def test_textbook_means_agree_with_cobra_optgp(optgp_textbook, textbook, kernel)
     np.testing.assert_allclose(m_ours[~varying], m_ref[~varying], atol=1e-6)
 
 
-def test_checkpoint_keeps_the_adapted_steps(small, tmp_path, monkeypatch):
-    """A run with step adaptation, interrupted during warm-up or after it, resumes to the very
-    draws and frozen steps of an uninterrupted run (the adaptation state is in every block)."""
+def test_checkpoint_keeps_the_adapted_steps(small, tmp_path):
+    """A run with step adaptation, cut inside warm-up (the first block holds it) or after it,
+    resumes to the very draws and frozen steps of an uninterrupted run (the adaptation state is
+    part of the stored kernel state)."""
     import jax.numpy as jnp
 
     def logdensity(v):
@@ -153,29 +130,20 @@ def test_checkpoint_keeps_the_adapted_steps(small, tmp_path, monkeypatch):
         step_size=0.5,
     )
     full = sample_fluxes(small, **opts)
-    assert full.attrs["step_size_min"] != full.attrs["step_size_max"]  # adapted per axis
-    real_write = sample_module.write_block
-    for stop in (1, 3):  # inside warm-up (block 1 of 2), and after it
-        written = []
-
-        def write_then_die(directory, index, arrays, stop=stop, written=written):
-            if len(written) == stop:
-                raise KeyboardInterrupt
-            real_write(directory, index, arrays)
-            written.append(index)
-
-        monkeypatch.setattr(sample_module, "write_block", write_then_die)
-        folder = tmp_path / f"ck{stop}"
-        with pytest.raises(KeyboardInterrupt):
-            sample_fluxes(small, checkpoint=folder, **opts)
-        monkeypatch.setattr(sample_module, "write_block", real_write)
-        resumed = sample_fluxes(small, checkpoint=folder, **opts)
+    steps = full.sample_stats["step_size"].values
+    assert np.all(steps == steps[:, :1]) and not np.allclose(steps, 0.5)  # adapted, then frozen
+    ck = tmp_path / "ck"
+    sample_fluxes(small, checkpoint=ck, **opts)
+    for keep in (0, 1):
+        for i in range(keep, 2):
+            (ck / f"mcmc_{i:06d}.npz").unlink(missing_ok=True)
+        resumed = sample_fluxes(small, checkpoint=ck, **opts)
         np.testing.assert_array_equal(
             resumed.posterior["flux"].values, full.posterior["flux"].values
         )
-        assert resumed.attrs["step_size_median"] == full.attrs["step_size_median"]
+        np.testing.assert_array_equal(resumed.sample_stats["step_size"].values, steps)
     with pytest.raises(ConfigError, match="different run"):
-        sample_fluxes(small, checkpoint=tmp_path / "ck1", **{**opts, "step_size": 0.25})
+        sample_fluxes(small, checkpoint=ck, **{**opts, "step_size": 0.25})
 
 
 def test_flux_posterior_passes_gaussian_steps(make_cube):
@@ -197,43 +165,18 @@ def test_flux_posterior_passes_gaussian_steps(make_cube):
     assert "fluxes" in tree["log_likelihood"]
 
 
-def test_block_draws_sweep_every_axis_and_depend_on_seed_and_block_only():
-    """Coordinate axes come in permutations of the d axes (d moves update every axis once), cut
-    to the moves per draw; the numbers of a block are a function of (seed, block) alone."""
-    d = 5
-    axes, lam, log_u = sample_module._block_draws(3, 7, (2, 4, 12), d, "coordinate", False, True)
-    assert axes.shape == (2, 4, 12) and axes.dtype == np.int32
-    for start in (0, 5):  # two full sweeps per draw, then 2 moves of a third
-        np.testing.assert_array_equal(
-            np.sort(axes[..., start : start + d], axis=-1), np.broadcast_to(np.arange(d), (2, 4, d))
-        )
-    assert np.all((lam >= 0) & (lam < 1)) and np.all(log_u <= 0)
-    again = sample_module._block_draws(3, 7, (2, 4, 12), d, "coordinate", False, True)
-    np.testing.assert_array_equal(again[0], axes)
-    other = sample_module._block_draws(3, 8, (2, 4, 12), d, "coordinate", False, True)
-    assert not np.array_equal(other[1], lam)
-    keys, gauss, none = sample_module._block_draws(0, 0, (2, 4, 12), d, "random", True, False)
-    assert keys.shape == (2, 4, 2) and gauss.shape == (2, 4, 12) and none is None
-
-
-def test_one_compilation_serves_warmup_and_kept_blocks(small, caplog):
-    """Warm-up and kept blocks (uniform chord; adapted Gaussian steps) reuse one compiled block:
-    sampling again with other seeds and draws of the same block shape compiles nothing new."""
+def test_coordinate_sweeps_update_every_axis():
+    """Coordinate moves come in random permutations of the axes: ``d`` moves from the centre of
+    a box change every coordinate (a random scan would leave about ``e^-1`` of 20 untouched)."""
     import jax
     import jax.numpy as jnp
 
-    def logdensity(v):
-        return -0.5 * jnp.sum(v**2)
+    from bayesflux.sampling import build_kernel, init
 
-    def compiles():
-        return sum("Compiling jit(_run_block)" in r.getMessage() for r in caplog.records)
-
-    sample_module._run_block.clear_cache()
-    opts = dict(num_chains=2, num_draws=100, num_warmup=100, block_size=50)
-    with jax.log_compiles(True), caplog.at_level("WARNING"):
-        sample_fluxes(small, seed=1, **opts)
-        assert compiles() == 1
-        sample_fluxes(small, seed=2, **{**opts, "num_draws": 150})
-        assert compiles() == 1
-        sample_fluxes(small, seed=1, logdensity_fn=logdensity, step_size=0.5, **opts)
-        assert compiles() == 2
+    d = 20
+    A = jnp.vstack([jnp.eye(d), -jnp.eye(d)])
+    b = jnp.ones(2 * d)
+    kernel = jax.jit(build_kernel(A, b, direction="coordinate", thinning=d))
+    for seed in range(3):
+        state, _ = kernel(jax.random.key(seed), init(jnp.zeros(d), A, b))
+        assert np.all(np.asarray(state.position) != 0.0)

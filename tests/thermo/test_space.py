@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bayesflux.sampling.polytope import chebyshev_center
-from bayesflux.thermo.polytope_b import ConcentrationPolytope, check_sign_pattern
-from bayesflux.thermo.space import FluxSpace, flux_signs
+from bayesflux.thermo.polytope_b import ConcentrationPolytope, check_sign_pattern, flux_signs
+from bayesflux.thermo.space import FluxSpace
 
 
 def _piece_radius(space: FluxSpace, signs: np.ndarray) -> float:

@@ -1,0 +1,331 @@
+"""What every kernel of :mod:`bayesflux.infer` needs from a NumPyro model with polytope sites.
+
+:func:`prepare` traces the model once (``numpyro.infer.util.initialize_model``), finds its
+:class:`~bayesflux.models.blocks.FluxPolytope` sites (:func:`polytope_sites`), and returns the
+flat unconstrained starting point of each chain, the potential ``U(x) = -log p(x)``, and the
+geometry in the flat vector ``x``: the polytopes' half-spaces ``A x <= b`` and an initial
+rounding (Expectation-Propagation covariance of each polytope, identity elsewhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+from jax.flatten_util import ravel_pytree
+from numpyro import distributions as dist
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer.initialization import init_to_uniform, init_to_value
+from numpyro.infer.mcmc import MCMCKernel
+from numpyro.infer.util import initialize_model
+from numpyro.util import identity, is_prng_key
+
+from bayesflux.errors import ConfigError
+from bayesflux.models.blocks import FluxPolytope, hit_and_run_walks
+from bayesflux.sampling.polytope import Polytope
+from bayesflux.sampling.rounding import Rounding, round_polytope
+
+__all__ = [
+    "Geometry",
+    "PolytopeKernel",
+    "Prepared",
+    "init_to_polytope",
+    "polytope_sites",
+    "prepare",
+]
+
+
+def _flux_polytope(fn) -> FluxPolytope | None:
+    while isinstance(fn, dist.MaskedDistribution | dist.ExpandedDistribution):
+        fn = fn.base_dist
+    return fn if isinstance(fn, FluxPolytope) else None
+
+
+def polytope_sites(model_trace: dict) -> dict[str, Polytope]:
+    """The latent :class:`~bayesflux.models.blocks.FluxPolytope` sites of a model trace."""
+    out = {}
+    for name, site in model_trace.items():
+        if site["type"] == "sample" and not site["is_observed"]:
+            fn = _flux_polytope(site["fn"])
+            if fn is not None:
+                if site["fn"].batch_shape:
+                    raise ConfigError(
+                        f"FluxPolytope site {name!r} is inside a plate (batch shape "
+                        f"{site['fn'].batch_shape}); write one flux_polytope site per condition"
+                    )
+                out[name] = fn.polytope
+    return out
+
+
+def _is_uniform(model_trace: dict) -> bool:
+    """True when the model is nothing but uniform polytope sites (and deterministic sites)."""
+    for site in model_trace.values():
+        if site["type"] != "sample":
+            continue
+        fn = _flux_polytope(site["fn"])
+        if site["is_observed"] or fn is None or fn.log_density is not None:
+            return False
+    return True
+
+
+def init_to_polytope(site=None):
+    """NumPyro init strategy: polytope sites at their Chebyshev centre, other sites uniformly in
+    ``(-2, 2)`` of the unconstrained space (``init_to_uniform``). The kernels then disperse each
+    chain's polytope start by a hit-and-run walk from the centre."""
+    if site is None:
+        return partial(init_to_polytope)
+    if site["type"] == "sample" and not site["is_observed"]:
+        if _flux_polytope(site["fn"]) is not None:
+            return site["fn"].support.feasible_like(jnp.zeros(site["fn"].event_shape))
+    return init_to_uniform(site)
+
+
+class Geometry(NamedTuple):
+    """Half-spaces ``A x <= b`` of all polytope sites in the flat unconstrained vector, the
+    initial inverse mass matrix / rounding covariance (EP covariance on polytope blocks,
+    identity elsewhere), and which entries of ``x`` lie on no polytope (``free``)."""
+
+    A: np.ndarray
+    b: np.ndarray
+    inverse_mass: np.ndarray
+    free: np.ndarray
+
+
+def _geometry(z: dict, polytopes: dict[str, Polytope], rounding: str | Rounding) -> Geometry:
+    keys = sorted(z)  # ravel_pytree's order: sites by name, each flattened
+    labels = np.repeat(np.arange(len(keys)), [int(np.prod(jnp.shape(z[k]))) for k in keys])
+    size = labels.size
+    rows, rhs, inv_mass = [], [], np.eye(size)
+    free = np.ones(size, bool)
+    for name, poly in polytopes.items():
+        cols = np.flatnonzero(labels == keys.index(name))
+        if cols.size != poly.dim:
+            raise ConfigError(
+                f"site {name!r}: {cols.size} unconstrained values for a {poly.dim}-dimensional "
+                "polytope (is it inside a plate?)"
+            )
+        free[cols] = False
+        block = np.zeros((poly.n_constraints, size))
+        block[:, cols] = poly.A
+        rows.append(block)
+        rhs.append(poly.b)
+        if isinstance(rounding, Rounding):
+            if len(polytopes) > 1 or rounding.cov.shape != (poly.dim, poly.dim):
+                raise ConfigError(
+                    "a Rounding object rounds one polytope site of its dimension; give a method "
+                    "name ('ep', 'mve', 'none') for several"
+                )
+            inv_mass[np.ix_(cols, cols)] = rounding.cov
+        else:
+            inv_mass[np.ix_(cols, cols)] = round_polytope(poly, rounding).cov
+    if not rows:  # no polytope: one inactive facet keeps the kernels' code uniform
+        rows, rhs = [np.zeros((1, size))], [np.ones(1)]
+    return Geometry(np.vstack(rows), np.concatenate(rhs), inv_mass, free)
+
+
+def _around(rounding: Rounding, poly: Polytope, keys: jax.Array) -> jax.Array:
+    """Starts ``c + t L ε`` (``ε ~ N(0, I)``, ``t = min(1, 0.9 t_max)`` keeps them inside) around
+    the centre ``c`` of a posterior's rounding: chains dispersed on the posterior's scale."""
+    L, c = jnp.asarray(rounding.L), jnp.asarray(rounding.center)
+    A, slack = jnp.asarray(poly.A), jnp.asarray(poly.b - poly.A @ rounding.center)
+
+    def one(key):
+        step = L @ jax.random.normal(key, c.shape, c.dtype)
+        rate = A @ step
+        t_max = jnp.min(jnp.where(rate > 0, slack / jnp.where(rate > 0, rate, 1.0), jnp.inf))
+        return c + jnp.minimum(1.0, 0.9 * t_max) * step
+
+    return jax.vmap(one)(keys)
+
+
+def _dispersed(
+    z: dict, polytopes: dict[str, Polytope], key, batched: bool, rounding: str | Rounding
+) -> dict:
+    """Each chain's own start on every polytope site, for R-hat to mean something: the end of a
+    hit-and-run walk from the Chebyshev centre (``FluxPolytope.mixing_steps`` moves), or, for a
+    posterior's rounding (``covariance_rounding``: a fit and its covariance), a Gaussian draw
+    around its centre."""
+    z = dict(z)
+    for i, (name, poly) in enumerate(sorted(polytopes.items())):
+        keys = (
+            jax.random.fold_in(key, i)
+            if not batched
+            else jax.vmap(jax.random.fold_in, (0, None))(key, i)
+        )
+        keys = jnp.atleast_1d(keys)
+        if isinstance(rounding, Rounding) and rounding.method == "covariance":
+            starts = _around(rounding, poly, keys)
+        else:
+            starts = hit_and_run_walks(
+                keys, poly.A, poly.b, poly.center, FluxPolytope(poly).mixing_steps
+            )
+        z[name] = starts if batched else starts[0]
+    return z
+
+
+class Prepared(NamedTuple):
+    """A traced model, ready for a kernel.
+
+    ``x`` the flat unconstrained start of each chain (``(chains, size)`` when ``batched``),
+    ``potential(x, model_args, model_kwargs) = -log p`` (the model's arguments may be traced:
+    data as an argument) and ``unravel(x)`` the site dict, ``geometry`` the polytopes in
+    ``x``, ``uniform`` whether ``p`` is constant on the polytopes, ``free_sites`` the latent sites
+    on no polytope, ``rng_key`` the chains' keys left after initialisation, and
+    ``postprocess_gen`` NumPyro's constrain function factory and ``trace`` the model's trace.
+    """
+
+    x: jax.Array
+    potential: Callable[[jax.Array, tuple, dict], jax.Array]
+    unravel: Callable[[jax.Array], dict]
+    geometry: Geometry
+    polytopes: dict[str, Polytope]
+    uniform: bool
+    free_sites: tuple[str, ...]
+    batched: bool
+    rng_key: jax.Array
+    postprocess_gen: Callable
+    trace: dict
+
+
+def prepare(
+    model: Callable,
+    rng_key: jax.Array,
+    init_strategy: Callable,
+    init_params: dict | None,
+    model_args: tuple,
+    model_kwargs: dict | None,
+    rounding: str | Rounding,
+) -> Prepared:
+    """Trace ``model``, find its polytope sites and start each chain (one key per chain, or one
+    key). Polytope sites start at dispersed points of their polytope (``init_to_polytope``)."""
+    batched = not is_prng_key(rng_key)
+    keys = jax.random.split(rng_key) if not batched else jax.vmap(jax.random.split)(rng_key)
+    rng_key, key_init = (keys[0], keys[1]) if not batched else (keys[:, 0], keys[:, 1])
+    if init_params is not None:  # NumPyro's own search starts there too (it must find p > 0)
+        init_strategy = _init_to_params(model, init_params, batched, model_args, model_kwargs)
+    info, potential_gen, postprocess_gen, trace = initialize_model(
+        key_init,
+        model,
+        init_strategy=init_strategy,
+        dynamic_args=True,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        validate_grad=False,
+    )
+    polytopes = polytope_sites(trace)
+    z = info.z if init_params is None else init_params
+    if init_params is None and getattr(init_strategy, "func", None) is init_to_polytope:
+        z = _dispersed(z, polytopes, key_init, batched, rounding)
+    one = jax.tree.map(lambda a: a[0], z) if batched else z
+    geometry = _geometry(one, polytopes, rounding)
+    _, unravel = ravel_pytree(one)
+    flat = jax.vmap(lambda t: ravel_pytree(t)[0])(z) if batched else ravel_pytree(z)[0]
+    free_sites = tuple(
+        name
+        for name, site in trace.items()
+        if site["type"] == "sample" and not site["is_observed"] and name not in polytopes
+    )
+    return Prepared(
+        x=flat,
+        potential=lambda x, args, kwargs: potential_gen(*args, **kwargs)(unravel(x)),
+        unravel=unravel,
+        geometry=geometry,
+        polytopes=polytopes,
+        uniform=_is_uniform(trace),
+        free_sites=free_sites,
+        batched=batched,
+        rng_key=rng_key,
+        postprocess_gen=postprocess_gen,
+        trace=trace,
+    )
+
+
+def _init_to_params(model, init_params: dict, batched: bool, args: tuple, kwargs) -> Callable:
+    """``init_to_value`` at the first chain's ``init_params`` (unconstrained), constrained by each
+    site's transform: NumPyro's initialisation then evaluates the model where the chains start
+    (e.g. a point feasible for the second law), not at a point where ``p = 0``."""
+    first = jax.tree.map(lambda a: jnp.asarray(a)[0], init_params) if batched else init_params
+    plain = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(
+        *args, **(kwargs or {})
+    )
+    unknown = sorted(set(first) - set(plain))
+    if unknown:
+        raise ConfigError(f"init_params name site(s) {unknown} that the model does not have")
+    values = {k: biject_to(plain[k]["fn"].support)(v) for k, v in first.items()}
+    return init_to_value(values=values)
+
+
+class PolytopeKernel(MCMCKernel):
+    """The ``MCMCKernel`` contract shared by the kernels of :mod:`bayesflux.infer`.
+
+    A subclass sets ``self._model``, ``self._init_strategy`` and ``self.rounding`` and implements
+    ``_build(prepared, num_warmup) -> (init_fn(x, key, args, kwargs), transition(state, args,
+    kwargs))`` for one chain; :meth:`init` and :meth:`sample` vmap them over a batch of chains
+    (``chain_method="vectorized"``). The model's arguments reach the potential at every call, so
+    they may be traced (:meth:`transition` vmapped over data sets, as in SBC). States have a
+    field ``i`` (transitions so far) and ``z`` (the unconstrained site values), which
+    :meth:`postprocess_fn` constrains.
+    """
+
+    sample_field = "z"
+    #: ``sample_stats`` fields :func:`bayesflux.infer.sample` collects for this kernel
+    stat_fields: tuple[str, ...] = ()
+
+    _model: Callable
+    _init_strategy: Callable
+    rounding: str | Rounding
+    _sample_fn: Callable | None = None
+    _postprocess_fn: Callable | None = None
+
+    @property
+    def model(self) -> Callable:
+        return self._model
+
+    @property
+    def default_fields(self) -> tuple[str, ...]:
+        return ("z",)
+
+    def postprocess_fn(self, args, kwargs) -> Callable:
+        if self._postprocess_fn is None:
+            return identity
+        return self._postprocess_fn(*args, **(kwargs or {}))
+
+    def _check(self, prepared: Prepared, model_args: tuple, model_kwargs: dict) -> None:
+        """Refuse a model this kernel cannot sample (ConfigError naming the site)."""
+
+    def _build(self, prepared: Prepared, num_warmup: int) -> tuple[Callable, Callable]:
+        raise NotImplementedError  # every concrete kernel defines it
+
+    def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
+        prep = prepare(
+            self._model, rng_key, self._init_strategy, init_params, model_args, model_kwargs,
+            self.rounding,
+        )  # fmt: skip
+        self._check(prep, model_args, model_kwargs or {})
+        self._postprocess_fn = prep.postprocess_gen
+        self.polytopes = prep.polytopes
+        init_fn, self._sample_fn = self._build(prep, int(num_warmup))
+        kwargs = model_kwargs or {}
+        one = lambda x, key: init_fn(x, key, model_args, kwargs)  # noqa: E731
+        return jax.jit(jax.vmap(one) if prep.batched else one)(prep.x, prep.rng_key)
+
+    def transition(self, state, model_args: tuple, model_kwargs: dict | None = None):
+        """One transition of one chain (after :meth:`init`); ``model_args`` may be traced."""
+        return self._sample_fn(state, model_args, model_kwargs or {})
+
+    def sample(self, state, model_args, model_kwargs):
+        if jnp.ndim(state.i):  # a batch of chains
+            step = lambda s: self.transition(s, model_args, model_kwargs)  # noqa: E731
+            return jax.vmap(step)(state)
+        return self.transition(state, model_args, model_kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_sample_fn"] = None
+        state["_postprocess_fn"] = None
+        return state
