@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 from bayesflux.labeling import LabelingProblem, MSMeasurement, read_ftbl  # noqa: E402
-from bayesflux.labeling.fit import _starts  # noqa: E402
+from bayesflux.labeling.fit import random_starts  # noqa: E402
 from bayesflux.labeling.fluxml import write_fluxml  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def main() -> None:
         xch_max=100.0,
     )
     problem = LabelingProblem(model.network, [model.experiment], ms, **options)
-    thetas = _starts(problem, 1000, np.random.default_rng(0))
+    thetas = random_starts(problem, 1000, np.random.default_rng(0))
     sim = problem.simulator
     print(
         f"model: {len(model.network.reactions)} reactions, {problem.n_params} free parameters, "

@@ -30,22 +30,22 @@ rank-normalised split R-hat), ESS per second, and the ratio to BayFlux's publish
 Run: ``python benchmarks/bench_posterior.py`` (``--draws 8000`` for a quick estimate).
 
 Measured, ``python benchmarks/bench_posterior.py --draws 8000 --versus-legacy`` (one process, 2 CPU
-cores shared with a test run; 8000 kept draws, 4 x 2000, warm-up 1000; MFA fit 15-17 s on top):
+cores; 8000 kept draws, 4 x 2000, warm-up 1000; MFA fit 19 s on top):
 
 ==================================  ======  ==========  ============  =============  =========
 sampler                              time s  max R-hat   min bulk ESS  min ESS / s    vs BayFlux
 ==================================  ======  ==========  ============  =============  =========
-layer ReflectiveHMC, trajectory 3.0  210.4   1.0027      1471 (tail    7.0            267x
-                                                         1774)
-legacy HMC, trajectory 0.5           85.5    1.0126      431 (tail     4.5            657x
+layer ReflectiveHMC, trajectory 3.0  275.6   1.0012      2092 (tail    7.6            204x
+                                                         2392)
+legacy HMC, trajectory 0.5           83.7    1.0126      431 (tail     4.6            671x
                                                          384)
 ==================================  ======  ==========  ============  =============  =========
 
-Layer / legacy: 1.56x min-ESS per second (of the layer's 210 s, 30 s are set-up and
+Layer / legacy: 1.65x min-ESS per second. Of the layer's 276 s, 34 s are set-up and
 compilation: the 13C potential is compiled three times, by NumPyro's initialisation, the chains'
-start and the sampling loop). The layer's mass matrix is adapted in the coordinates of the fit's
-rounding and its chains start around the fit; with an absolute NumPyro ridge and starts spread
-over the whole polytope it did not converge (R-hat 1.7-3.3). Earlier 100 000-draw runs of the
+start and the sampling loop. The layer's chains start around the fit (a Gaussian draw from its
+rounding); started at points spread over the whole polytope, far in the tails of this
+concentrated likelihood, they did not converge (R-hat 1.7-3.3). Earlier 100 000-draw runs of the
 legacy driver: 537.5 s, R-hat 1.0015 (trajectory 0.5). Hit-and-run Metropolis
 (``--method metropolis``) makes its draws fastest but does not converge on this posterior.
 """

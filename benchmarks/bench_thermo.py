@@ -141,12 +141,12 @@ def _uniform_chains(space, n: int, chains: int = 1, seed: int = 0) -> np.ndarray
     import jax
     import jax.numpy as jnp
 
-    from bayesflux.thermo.space import _plain_chain
+    from bayesflux.thermo.space import plain_chain
 
     keys = jax.random.split(jax.random.key(seed), 1)
     y0 = jnp.zeros((chains, space.dim))
     A, b = jnp.asarray(space.A_y), jnp.asarray(space.b_y)
-    return np.asarray(_plain_chain(keys, y0, A, b, n))
+    return np.asarray(plain_chain(keys, y0, A, b, n))
 
 
 def _uniform_chain(space, n: int, seed: int = 0) -> np.ndarray:
@@ -277,7 +277,7 @@ def compare_samplers(tm, stratum, num: int) -> None:
     runs = {
         "orthant hit-and-run": lambda: sample_orthants(
             tm,
-            num_samples=num,
+            num_draws=num,
             num_warmup=num,
             num_chains=8,
             thinning=40,
@@ -287,7 +287,7 @@ def compare_samplers(tm, stratum, num: int) -> None:
         ),
         "parallel tempering": lambda: parallel_tempering(
             tm,
-            num_samples=2 * num,
+            num_draws=2 * num,
             num_warmup=num,
             num_chains=4,
             num_replicas=5,

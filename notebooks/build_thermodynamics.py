@@ -174,7 +174,7 @@ pattern.""",
         """sector = max(secs, key=lambda s: s.weight)
 start = time.perf_counter()
 tree = thermo.sample_orthants(
-    tsm, num_samples=50, num_warmup=10, num_chains=2, bounds=sector.bounds, seed=1
+    tsm, num_draws=50, num_warmup=10, num_chains=2, bounds=sector.bounds, seed=1
 )
 draws = tree["posterior"]["flux"].values.reshape(-1, net.n_reactions)
 seconds = time.perf_counter() - start

@@ -30,6 +30,7 @@ rounding is frozen after warm-up: kept draws come from one fixed, exact kernel.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -128,8 +129,9 @@ class _ChordKernel(PolytopeKernel):
     def _initial_step(self, size: int) -> DualAveragingState:
         return hit_and_run.init_adaptation(1.0, dim=size, direction="random")
 
+    @abstractmethod
     def _moves(self, key, AS, room, target, logp, step, adapting, x, S) -> _Moves:
-        raise NotImplementedError  # every concrete kernel defines it
+        """``moves`` moves of one transition, from ``y = 0``."""
 
     def _build(self, prepared: Prepared, num_warmup: int):
         geom, U, unravel = prepared.geometry, prepared.potential, prepared.unravel

@@ -9,6 +9,7 @@ rounding (Expectation-Propagation covariance of each polytope, identity elsewher
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -298,8 +299,9 @@ class PolytopeKernel(MCMCKernel):
     def _check(self, prepared: Prepared, model_args: tuple, model_kwargs: dict) -> None:
         """Refuse a model this kernel cannot sample (ConfigError naming the site)."""
 
+    @abstractmethod
     def _build(self, prepared: Prepared, num_warmup: int) -> tuple[Callable, Callable]:
-        raise NotImplementedError  # every concrete kernel defines it
+        """``(init_fn, transition)`` of one chain."""
 
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         prep = prepare(

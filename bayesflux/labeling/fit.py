@@ -22,7 +22,7 @@ import xarray as xr
 from bayesflux.errors import InfeasibleError, SolverError
 from bayesflux.labeling.measurements import LabelingProblem
 
-__all__ = ["FitResult", "fit", "profile_interval", "linear_constraints"]
+__all__ = ["FitResult", "fit", "linear_constraints", "profile_interval", "random_starts"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def linear_constraints(problem: LabelingProblem) -> tuple[np.ndarray, np.ndarray
     return G[keep], h[keep]
 
 
-def _starts(problem: LabelingProblem, n: int, rng: np.random.Generator) -> np.ndarray:
+def random_starts(problem: LabelingProblem, n: int, rng: np.random.Generator) -> np.ndarray:
     """Random interior points: convex combinations of LP vertices in random directions."""
     G, h = linear_constraints(problem)
     p = problem.n_params
@@ -147,7 +147,7 @@ def fit(
     """
     rng = np.random.default_rng(rng)
     G, h = linear_constraints(problem)
-    starts = _starts(problem, n_starts, rng)
+    starts = random_starts(problem, n_starts, rng)
     if theta0 is not None:
         starts = np.vstack([np.asarray(theta0, float)[None], starts])
     fg = _objective(problem)

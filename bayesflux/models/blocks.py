@@ -14,6 +14,7 @@ Call them inside a NumPyro model (DESIGN.md, "How a model is written")::
   steady state. The inequalities ``A z <= b`` stay: the kernels of :mod:`bayesflux.infer` find
   the site and move ``z`` inside them exactly (reflection); a kernel that ignores them (NUTS)
   sees ``log p = -inf`` outside.
+* :func:`eflux_capacity` — E-Flux's capacity ``|v_j| <= α e_j`` with a latent ``α`` (seed 000).
 * :func:`measured_fluxes` — ``y_j ~ N(v_j, sd_j²)``.
 * :func:`expression_falcon` — FALCON as a likelihood: ``e_i ~ Laplace(k Σ_{j∈R_i}|v_j|, σ_i)``
   (seed 003); the scale ``k`` a model variable, or integrated out exactly.
@@ -45,7 +46,7 @@ from bayesflux.sampling.polytope import Polytope
 from bayesflux.thermo.polytope_b import flux_signs
 
 if TYPE_CHECKING:
-    from bayesflux.models.terms import ExpressionLaplace
+    from bayesflux.models.terms import ExpressionCapacity, ExpressionLaplace
     from bayesflux.thermo.data import ThermoModel
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "PolytopeSupport",
     "ReducedCoordinates",
     "SecondLaw",
+    "eflux_capacity",
     "expression_falcon",
     "flux_polytope",
     "hit_and_run_walks",
@@ -230,6 +232,31 @@ def flux_polytope(name: str, polytope: Polytope) -> jax.Array:
             f"got {type(polytope).__name__}"
         )
     return numpyro.sample(name, FluxPolytope(polytope))
+
+
+def eflux_capacity(
+    name: str, polytope: Polytope, capacity: ExpressionCapacity
+) -> tuple[jax.Array, jax.Array]:
+    """E-Flux as a prior (seed 000): a sample site ``name`` uniform on the joint polytope of
+    fluxes and the capacity ``α``, ``-α e_j <= v_j <= α e_j``, times ``α``'s prior (uniform or
+    log-uniform on ``capacity_bounds``). Returns ``(v, α)``.
+
+    ``polytope`` is built once, outside the model:
+    ``joint_polytope(network, capacity.latents, capacity.couplings)``
+    (:func:`bayesflux.models.joint_polytope`; extra flux constraints by its ``constraints``).
+    """
+    k = len(polytope.reactions) - 1
+    if polytope.reactions[k:] != (capacity.alpha_name,):
+        raise ConfigError(
+            f"eflux_capacity({name!r}): the polytope's last coordinate must be "
+            f"{capacity.alpha_name!r}; build it with joint_polytope(network, capacity.latents, "
+            "capacity.couplings)"
+        )
+    (alpha,) = capacity.latents
+    x = numpyro.sample(
+        name, FluxPolytope(polytope, log_density=lambda x: alpha.log_prior(x[..., k]))
+    )
+    return x[..., :k], x[..., k]
 
 
 def measured_fluxes(

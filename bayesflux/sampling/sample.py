@@ -65,7 +65,8 @@ def sample_fluxes(
         A :class:`~bayesflux.Network`, ``cobra.Model``, model file, bundled dataset name, or a
         :class:`Polytope`.
     num_chains, num_draws
-        Chains (vectorised with ``vmap``) and kept draws per chain.
+        Chains (one after the other in one compiled loop on a CPU, vectorised on an
+        accelerator) and kept draws per chain.
     thinning
         Hit-and-run moves per kept draw; defaults to the polytope dimension ``d``.
     num_warmup

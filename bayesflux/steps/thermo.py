@@ -85,7 +85,7 @@ def thermodynamic_sampling_step(
     lnc_bounds: dict[str, list[float]] | None = None,
     method: str = "orthants",
     bounds: dict[str, list[float]] | None = None,
-    num_samples: int = 1000,
+    num_draws: int = 1000,
     num_warmup: int = 200,
     num_chains: int = 4,
     seed: int = 0,
@@ -100,7 +100,7 @@ def thermodynamic_sampling_step(
     if method == "orthants":
         return sample_orthants(
             model,
-            num_samples=num_samples,
+            num_draws=num_draws,
             num_warmup=num_warmup,
             num_chains=num_chains,
             bounds=sector,
@@ -111,7 +111,7 @@ def thermodynamic_sampling_step(
     if method == "tempering":
         return parallel_tempering(
             model,
-            num_samples=num_samples,
+            num_draws=num_draws,
             num_warmup=num_warmup,
             num_chains=num_chains,
             bounds=sector,

@@ -226,7 +226,7 @@ def _advance(state, t, t_stop, t_block, noise, geometry, table, *, thinning: int
 def sample_orthants(
     thermo: ThermoModel,
     *,
-    num_samples: int = 1000,
+    num_draws: int = 1000,
     num_warmup: int = 100,
     num_chains: int = 4,
     thinning: int = 1,
@@ -248,7 +248,7 @@ def sample_orthants(
     ----------
     thermo
         Network plus thermodynamic data.
-    num_samples, num_warmup, num_chains, thinning
+    num_draws, num_warmup, num_chains, thinning
         Draws kept per chain, draws discarded first, independent chains, steps per kept draw.
     bounds
         Sector flux bounds (e.g. :attr:`~bayesflux.thermo.loops.Sector.bounds`).
@@ -268,10 +268,10 @@ def sample_orthants(
         ``posterior.flux (chain, draw, reaction)``; ``sample_stats`` with the mean number of
         chord pieces, the feasible fraction of chord length and the LP count.
     """
-    if num_samples < 1 or num_warmup < 0 or num_chains < 1 or thinning < 1:
+    if num_draws < 1 or num_warmup < 0 or num_chains < 1 or thinning < 1:
         raise ValueError(
-            "num_samples, num_chains and thinning must be >= 1 and num_warmup >= 0, got "
-            f"{num_samples}, {num_chains}, {thinning}, {num_warmup}"
+            "num_draws, num_chains and thinning must be >= 1 and num_warmup >= 0, got "
+            f"{num_draws}, {num_chains}, {thinning}, {num_warmup}"
         )
     space = space if space is not None else FluxSpace.build(thermo, bounds=bounds)
     B = B if B is not None else ConcentrationPolytope(space.thermo)
@@ -302,7 +302,7 @@ def sample_orthants(
         stamp = fingerprint(
             (space.A_y, space.b_y, space.f0, space.F),
             method="orthant_hit_and_run",
-            num_samples=num_samples,
+            num_draws=num_draws,
             num_warmup=num_warmup,
             num_chains=num_chains,
             thinning=thinning,
@@ -334,7 +334,7 @@ def sample_orthants(
         geometry = geometry.with_directions(direction_factor(seen.reshape(-1, space.dim)))
         records.clear()
     state = run(state, warm // 2, warm, False, "orthant hit-and-run warm-up")
-    run(state, warm, warm + num_samples * thinning, True, "orthant hit-and-run")
+    run(state, warm, warm + num_draws * thinning, True, "orthant hit-and-run")
     kept, pieces, frac = (np.concatenate(x) for x in zip(*records))
     stats = {
         "chord_pieces": (("draw",), pieces),

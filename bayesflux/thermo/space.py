@@ -299,7 +299,7 @@ class FluxSpace:
         minimal violations ``ε_i`` over hit-and-run points of A (1 kJ/mol where that is 0)."""
         keys = jax.random.split(jax.random.key(seed), 1)
         y0 = jnp.zeros((1, self.dim))
-        ys = np.asarray(_plain_chain(keys, y0, jnp.asarray(self.A_y), jnp.asarray(self.b_y), n))[0]
+        ys = np.asarray(plain_chain(keys, y0, jnp.asarray(self.A_y), jnp.asarray(self.b_y), n))[0]
         signs = flux_signs(ys @ self.F.T + self.f0)
         uniq, _ = unique_patterns(signs)
         eps = np.stack([B.violation(s).eps for s in uniq])
@@ -397,7 +397,7 @@ def direction_factor(ys: np.ndarray) -> np.ndarray:
 
 
 @partial(jax.jit, static_argnums=(4,))
-def _plain_chain(keys: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, n: int) -> jax.Array:
+def plain_chain(keys: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, n: int) -> jax.Array:
     """``n`` uniform hit-and-run points per chain (no thermodynamics), shape ``(c, n, d)``."""
 
     def step(y, key):

@@ -178,7 +178,7 @@ def _advance(
 def parallel_tempering(
     thermo: ThermoModel,
     *,
-    num_samples: int = 1000,
+    num_draws: int = 1000,
     num_warmup: int = 500,
     num_chains: int = 4,
     num_replicas: int = 6,
@@ -201,7 +201,7 @@ def parallel_tempering(
     ----------
     thermo
         Network plus thermodynamic data.
-    num_samples, num_warmup
+    num_draws, num_warmup
         Swap rounds kept / used for ladder adaptation (each round: ``moves_per_swap`` hit-and-run
         moves of every replica, then one swap sweep). One draw of each exact replica per round.
     num_chains
@@ -239,10 +239,10 @@ def parallel_tempering(
     """
     if num_replicas < 2:
         raise ValueError(f"parallel tempering needs at least 2 replicas, got {num_replicas}")
-    if num_chains < 1 or moves_per_swap < 1 or num_samples < 1 or num_warmup < 0:
+    if num_chains < 1 or moves_per_swap < 1 or num_draws < 1 or num_warmup < 0:
         raise ValueError(
-            "num_chains, moves_per_swap and num_samples must be >= 1 and num_warmup >= 0, got "
-            f"{num_chains}, {moves_per_swap}, {num_samples}, {num_warmup}"
+            "num_chains, moves_per_swap and num_draws must be >= 1 and num_warmup >= 0, got "
+            f"{num_chains}, {moves_per_swap}, {num_draws}, {num_warmup}"
         )
     if not 1.0 < min_temperature < max_temperature:
         raise ValueError(
@@ -312,7 +312,7 @@ def parallel_tempering(
         stamp = fingerprint(
             (space.A_y, space.b_y, space.f0, space.F, sigma),
             method="parallel_tempering",
-            num_samples=num_samples,
+            num_draws=num_draws,
             num_warmup=num_warmup,
             num_chains=M,
             num_replicas=K,
@@ -346,11 +346,11 @@ def parallel_tempering(
         geometry = geometry.with_directions(direction_factor(seen))
         records.clear()
     state = run(state, num_warmup // 2, num_warmup, False)
-    state = run(state, num_warmup, num_warmup + num_samples, True)
+    state = run(state, num_warmup, num_warmup + num_draws, True)
     _, _, log_gaps, _, tries, accepts, moved = (np.asarray(x) for x in state)
     stats = {
         "swap_acceptance": (("pair",), accepts / np.maximum(tries, 1)),
-        "move_acceptance": (("replica",), moved / (num_samples * moves)),
+        "move_acceptance": (("replica",), moved / (num_draws * moves)),
         "temperature": (("replica",), np.asarray(_temperatures(jnp.asarray(log_gaps)))),
         "violation_scale": (("constrained_reaction",), sigma),
     }

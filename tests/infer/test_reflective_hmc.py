@@ -259,3 +259,28 @@ def test_sample_resumes_from_its_checkpoint(fork_polytope, tmp_path):
     assert {"max_rhat", "min_ess_bulk", "min_ess_tail"} <= set(first.attrs)
     with pytest.raises(ConfigError, match="different run"):
         infer_sample(model, checkpoint=tmp_path, **{**options, "seed": 5})
+
+
+def test_eflux_capacity_block_is_the_capacity_term():
+    """``eflux_capacity`` on the joint polytope has the log density of FluxPosterior with the
+    ExpressionCapacity term (log-uniform α) at random points of that polytope, and refuses a
+    polytope without α as its last coordinate."""
+    from numpyro.infer.util import log_density
+
+    from bayesflux.models import ExpressionCapacity, FluxPosterior, joint_polytope
+
+    net = datasets.load("small")
+    genes = {g: float(i + 1) for i, g in enumerate(net.genes)}
+    capacity = ExpressionCapacity(net, genes, capacity_bounds=(0.5, 50.0))
+    poly = joint_polytope(net, capacity.latents, capacity.couplings)
+
+    def model():
+        blocks.eflux_capacity("x", poly, capacity)
+
+    post = FluxPosterior(net, [capacity])
+    x = np.asarray(blocks.FluxPolytope(poly).sample(jax.random.key(0), (5,)))
+    for point in x:
+        ours, _ = log_density(model, (), {}, {"x": point})
+        np.testing.assert_allclose(float(ours), float(post.log_density(jnp.asarray(point))))
+    with pytest.raises(ConfigError, match="last coordinate"):
+        numpyro.handlers.seed(blocks.eflux_capacity, 0)("x", polytope(net), capacity)

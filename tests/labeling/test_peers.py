@@ -16,7 +16,7 @@ import pytest
 
 from bayesflux.errors import ModelReadError
 from bayesflux.labeling import LabelingProblem, MSMeasurement, read_ftbl
-from bayesflux.labeling.fit import _starts
+from bayesflux.labeling.fit import random_starts
 from bayesflux.labeling.fluxml import write_fluxml
 
 pytest.importorskip("influx_si")
@@ -96,7 +96,7 @@ def test_mids_equal_x3cflux_on_the_ecoli_model(ecoli, tmp_path):
     problem = LabelingProblem(ecoli.network, [ecoli.experiment], ms, **options)
     predict = jax.jit(problem.predictions)
     names = {n: i for i, n in enumerate(sim.measurement_names[0])}
-    for theta in _starts(problem, 2, np.random.default_rng(5)):  # random interior points
+    for theta in random_starts(problem, 2, np.random.default_rng(5)):  # random interior points
         net, xch = (np.asarray(a) for a in problem.split(jnp.asarray(theta)))
         d = {f"{r}.n": v for r, v in zip(problem.network.reaction_ids, net, strict=True)}
         d |= {f"{r}.x": v for r, v in zip(problem.reversible, xch, strict=True)}

@@ -94,7 +94,7 @@ def ecoli_core_space():
 def test_stops_for_new_patterns_do_not_change_the_chain(triangle_thermo, monkeypatch):
     """A run whose table holds every pattern from the start (it never stops for an LP) gives the
     same draws as one that starts empty and stops at each new pattern."""
-    kwargs = dict(num_samples=150, num_warmup=40, num_chains=3, thinning=2, seed=5)
+    kwargs = dict(num_draws=150, num_warmup=40, num_chains=3, thinning=2, seed=5)
     empty = sample_orthants(triangle_thermo, **kwargs)
     k = triangle_thermo.n_constrained
     every = np.array(np.meshgrid(*[[-1, 0, 1]] * k)).T.reshape(-1, k).astype(np.int8)
@@ -117,15 +117,13 @@ def test_fixed_signs_hold_at_uniform_points(ecoli_core_space):
     ones marked free are the reversible reactions whose LP range spans zero."""
     import jax
 
-    from bayesflux.thermo.space import _plain_chain
+    from bayesflux.thermo.space import plain_chain
 
     space = ecoli_core_space
     fixed = space.fixed_signs
     keys = jax.random.split(jax.random.key(0), 1)
     A, b = jnp.asarray(space.A_y), jnp.asarray(space.b_y)
-    ys = np.asarray(_plain_chain(keys, jnp.zeros((2, space.dim)), A, b, 2000)).reshape(
-        -1, space.dim
-    )
+    ys = np.asarray(plain_chain(keys, jnp.zeros((2, space.dim)), A, b, 2000)).reshape(-1, space.dim)
     signs = sign_pattern(space.to_fluxes(ys), space.thermo)
     kept = fixed != 2
     assert 0 < (~kept).sum() < len(fixed)

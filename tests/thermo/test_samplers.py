@@ -39,14 +39,14 @@ def reference():
 
 @pytest.fixture(scope="module")
 def orthant_draws(triangle_thermo):
-    return sample_orthants(triangle_thermo, num_samples=1000, num_warmup=100, num_chains=4, seed=3)
+    return sample_orthants(triangle_thermo, num_draws=1000, num_warmup=100, num_chains=4, seed=3)
 
 
 @pytest.fixture(scope="module")
 def tempering_draws(triangle_thermo):
     return parallel_tempering(
         triangle_thermo,
-        num_samples=500,
+        num_draws=500,
         num_warmup=200,
         num_chains=4,
         num_replicas=3,
@@ -155,7 +155,7 @@ def test_orthant_chains_move_on_ecoli_core():
     from bayesflux.thermo import ecoli_core
 
     tree = sample_orthants(
-        ecoli_core(), num_samples=20, num_warmup=5, num_chains=2, bounds={"FRD7": (0, 0)}, seed=1
+        ecoli_core(), num_draws=20, num_warmup=5, num_chains=2, bounds={"FRD7": (0, 0)}, seed=1
     )
     spread = tree["posterior"]["flux"].values.std(axis=1).max(axis=1)  # per chain
     assert np.all(spread > 1e-6), spread
@@ -166,11 +166,11 @@ def test_interrupted_run_resumes_from_its_checkpoint(which, triangle_thermo, tmp
     """After the last block files are removed (a run killed there), a rerun reads the blocks
     that remain, samples the rest and ends with the draws of an uninterrupted run."""
     if which == "orthants":
-        run = partial(sample_orthants, num_samples=250, num_warmup=100, num_chains=2, seed=8)
+        run = partial(sample_orthants, num_draws=250, num_warmup=100, num_chains=2, seed=8)
     else:
         run = partial(
             parallel_tempering,
-            num_samples=250,
+            num_draws=250,
             num_warmup=100,
             num_chains=2,
             num_replicas=3,

@@ -44,7 +44,7 @@ def test_thermodynamic_sampling_step(tmp_path, method):
     config.write_text(
         '[model]\nsource = "textbook"\n'
         f'[[step]]\nkind = "thermodynamic_sampling"\nmethod = "{method}"\n'
-        "num_samples = 20\nnum_warmup = 5\nnum_chains = 2\nseed = 1\nprogress = false\n"
+        "num_draws = 20\nnum_warmup = 5\nnum_chains = 2\nseed = 1\nprogress = false\n"
         "bounds = { FRD7 = [0.0, 0.0] }\n"
     )
     lines: list[str] = []
