@@ -23,7 +23,7 @@ from numpyro import distributions as dist
 from numpyro.infer import MCMC, Predictive
 
 from bayesflux import __version__
-from bayesflux.infer.sites import polytope_sites
+from bayesflux.infer.sites import polytope_sites, traces_models
 
 __all__ = ["EXTRA_FIELDS", "build_datatree", "diagnostics", "to_datatree"]
 
@@ -89,6 +89,7 @@ def _sample_stats(stats: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+@traces_models
 def build_datatree(
     model: Callable,
     samples: Mapping[str, np.ndarray],

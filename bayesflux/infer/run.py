@@ -31,7 +31,7 @@ from numpyro.infer.mcmc import MCMCKernel
 from bayesflux.errors import ConfigError
 from bayesflux.infer.convert import EXTRA_FIELDS, build_datatree, diagnostics
 from bayesflux.infer.reflective_hmc import ReflectiveHMC
-from bayesflux.infer.sites import PolytopeKernel, polytope_sites
+from bayesflux.infer.sites import TRACING, PolytopeKernel, polytope_sites, traces_models
 from bayesflux.progress import progress_bar
 from bayesflux.sampling.checkpoint import StateStore, fingerprint
 
@@ -43,6 +43,7 @@ RHAT_THRESHOLD = 1.01  # Vehtari et al. (2021): rank-normalised split R-hat
 ESS_THRESHOLD = 100  # per chain-set minimum bulk / tail ESS below which estimates are noisy
 
 
+@traces_models
 def _stamp(kernel: MCMCKernel, model, args, kwargs, **settings) -> str:
     """Fingerprint of a run: the model's polytopes and observed data, kernel and settings."""
     trace = numpyro.handlers.trace(numpyro.handlers.seed(model, 0)).get_trace(*args, **kwargs)
@@ -184,7 +185,8 @@ def sample(
         store = StateStore(Path(checkpoint), stamp, prefix="mcmc")
     collect = _compiled_block(kernel, model_args, model_kwargs, block, fields, chain_method)
     counts = (jnp.asarray(int(num_warmup)), jnp.asarray(int(thinning)))
-    collect = collect.lower(state, *counts).compile()  # compiled here: set-up timed apart
+    with TRACING:
+        collect = collect.lower(state, *counts).compile()  # compiled here: set-up timed apart
     setup_seconds, sampling_seconds = time.perf_counter() - start, 0.0
     constrain = jax.jit(jax.vmap(jax.vmap(kernel.postprocess_fn(model_args, model_kwargs))))
     samples: dict[str, list] = {}
@@ -203,7 +205,8 @@ def sample(
             state, (z, collected) = collect(state, jnp.asarray(warmup), counts[1])
             jax.block_until_ready(z)
             sampling_seconds += time.perf_counter() - tick
-            new_samples = {k: np.asarray(v) for k, v in constrain(z).items()}
+            with TRACING:  # traces the model on its first call
+                new_samples = {k: np.asarray(v) for k, v in constrain(z).items()}
             new_stats = {k: np.asarray(v) for k, v in collected.items()}
             if store is not None:
                 store.save(

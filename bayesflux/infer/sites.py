@@ -9,9 +9,10 @@ rounding (Expectation-Propagation covariance of each polytope, identity elsewher
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
 from collections.abc import Callable
-from functools import partial
+from functools import partial, wraps
 from typing import Any, NamedTuple
 
 import jax
@@ -32,13 +33,32 @@ from bayesflux.sampling.polytope import Polytope
 from bayesflux.sampling.rounding import Rounding, round_polytope
 
 __all__ = [
+    "TRACING",
     "Geometry",
     "PolytopeKernel",
     "Prepared",
     "init_to_polytope",
     "polytope_sites",
     "prepare",
+    "traces_models",
 ]
+
+
+#: Held while a NumPyro model is traced (initialisation, compilation, conversion): NumPyro's effect
+#: handlers live on one module-global stack, which two threads tracing at once corrupt. Compiled
+#: sampling runs outside it, so threads still sample in parallel.
+TRACING = threading.RLock()
+
+
+def traces_models(fn: Callable) -> Callable:
+    """Decorator: ``fn`` holds :data:`TRACING` while it runs."""
+
+    @wraps(fn)
+    def holding(*args, **kwargs):
+        with TRACING:
+            return fn(*args, **kwargs)
+
+    return holding
 
 
 def _flux_polytope(fn) -> FluxPolytope | None:
@@ -303,6 +323,7 @@ class PolytopeKernel(MCMCKernel):
     def _build(self, prepared: Prepared, num_warmup: int) -> tuple[Callable, Callable]:
         """``(init_fn, transition)`` of one chain."""
 
+    @traces_models
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         prep = prepare(
             self._model, rng_key, self._init_strategy, init_params, model_args, model_kwargs,

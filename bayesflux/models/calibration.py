@@ -436,19 +436,22 @@ def simulation_based_calibration(
 
     rnd = round_polytope(poly, rounding)
     keys = jax.random.split(jax.random.key(int(seed)), R)
-    out = _run(
-        posterior,
-        keys,
-        float(likelihood_sd_scale),
-        quantities=q_index,
-        num_draws=L,
-        thinning=thinning,
-        num_warmup=int(num_warmup),
-        prior_thinning=prior_thinning,
-        init=init,
-        kernel=kernel,
-        rounding=rnd,
-    )
+    from bayesflux.infer.sites import TRACING
+
+    with TRACING:  # the chains are traced from NumPyro models
+        out = _run(
+            posterior,
+            keys,
+            float(likelihood_sd_scale),
+            quantities=q_index,
+            num_draws=L,
+            thinning=thinning,
+            num_warmup=int(num_warmup),
+            prior_thinning=prior_thinning,
+            init=init,
+            kernel=kernel,
+            rounding=rnd,
+        )
     rank, truth, draws, acc = (np.asarray(a) for a in out)
     s = float(likelihood_sd_scale)
     ess = _ess(draws)

@@ -105,3 +105,23 @@ def test_kernel_pickles_without_its_compiled_transition():
     kernel.init(jax.random.key(0), 10, None, (), {})
     clone = pickle.loads(pickle.dumps(kernel))
     assert clone._sample_fn is None and clone.moves == 3
+
+
+def test_threads_sample_at_once():
+    """Four threads run ``infer.sample`` at once (NumPyro's handler stack is global: model
+    tracing is serialised by ``infer.sites.TRACING``) and get the draws of runs one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bayesflux.infer import sample as infer_sample
+
+    model = _square_model()
+
+    def run(seed):
+        tree = infer_sample(model, kernel=HitAndRun(model), num_draws=50, num_chains=2, seed=seed)
+        return tree["posterior"]["v"].values
+
+    alone = [run(seed) for seed in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(run, range(4)))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
