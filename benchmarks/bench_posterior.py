@@ -17,11 +17,11 @@ Then (default ``--method hmc``) reflective HMC through the NumPyro layer
 (``FluxPosterior.sample``, :class:`bayesflux.infer.ReflectiveHMC`: NumPyro's step-size and dense
 mass-matrix adaptation in 1000 warm-up iterations), 4 chains, mean integration time
 ``--trajectory-length``; ``--versus-legacy`` also runs the legacy windowed driver
-(:func:`bayesflux.sampling.sample_hmc`) on the same posterior and prints the ratio of min-ESS per
-second. ``--method metropolis``: coordinate hit-and-run Metropolis (:class:`bayesflux.infer.
-HitAndRun`) with Gaussian steps along the chord adapted by dual averaging and the rounding adapted
-to the posterior in warm-up. Compilation and warm-up count in the reported time; the MFA fit is
-timed separately.
+(``benchmarks/legacy_hmc.py``, the driver before the layer) on the same posterior and prints the
+ratio of min-ESS per second. ``--method metropolis``: coordinate hit-and-run Metropolis
+(:class:`bayesflux.infer.HitAndRun`) with Gaussian steps along the chord adapted by dual averaging
+and the rounding adapted to the posterior in warm-up. Compilation and warm-up count in the
+reported time; the MFA fit is timed separately.
 
 Reported: wall time, acceptance, max R-hat and min bulk / tail ESS over net fluxes (arviz_stats,
 rank-normalised split R-hat), ESS per second, and the ratio to BayFlux's published 15 h 36 min =
@@ -65,11 +65,12 @@ import numpy as np  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+from legacy_hmc import sample_hmc  # noqa: E402
+
 from bayesflux.labeling import fit, read_ftbl  # noqa: E402
 from bayesflux.models import FluxPosterior, Labeling13C  # noqa: E402
 from bayesflux.models.posterior import Latent  # noqa: E402
 from bayesflux.sampling import LinearConstraint, round_polytope  # noqa: E402
-from bayesflux.sampling.reflective_hmc import sample_hmc  # noqa: E402
 from bayesflux.sampling.rounding import covariance_rounding  # noqa: E402
 
 BAYFLUX_SECONDS = 15 * 3600 + 36 * 60  # BayFlux's published 15 h 36 min
@@ -165,7 +166,7 @@ def diagnostics(flux: np.ndarray, seconds: float) -> dict:
 def run_hmc(post, rounding, per_chain: int, n_reactions: int, args, *, legacy: bool) -> float:
     """Reflective HMC from the fit's rounding; returns min-ESS per second.
 
-    ``legacy``: the windowed driver (:func:`bayesflux.sampling.sample_hmc`: warm-up windows
+    ``legacy``: the windowed driver before the layer (``legacy_hmc.sample_hmc``: warm-up windows
     re-round and adapt the step); otherwise the NumPyro layer (``FluxPosterior.sample``:
     :class:`bayesflux.infer.ReflectiveHMC` with NumPyro's step and dense mass-matrix adaptation).
     """

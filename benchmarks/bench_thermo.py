@@ -310,12 +310,12 @@ def compare_samplers(tm, stratum, num: int) -> None:
         ess = summ["ess"][varying].min()
         summ["ess_rate"] = ess / elapsed
         extra = ""
-        if "swap_acceptance" in tree["sample_stats"]:
-            st = tree["sample_stats"]
+        if "swap_accept_prob" in tree["sample_stats"]:
+            st = tree["sample_stats"].mean(("chain", "draw"))
             extra = (
-                f"; swap acceptance {np.round(st['swap_acceptance'].values, 2)}, move acceptance "
-                f"{np.round(st['move_acceptance'].values, 2)}, adapted ladder "
-                f"{np.round(st['temperature'].values, 3)}"
+                f"; swap acceptance {np.round(st['swap_accept_prob'].values, 2)}, move "
+                f"acceptance {np.round(st['move_accept_prob'].values, 2)}, adapted ladders "
+                f"(mean) {np.round(st['temperature'].values, 2)}"
             )
         print(
             f"{name}: {v.shape[0]} draws ({tree['posterior'].sizes['chain']} chains) in "

@@ -14,16 +14,11 @@ or, with bayesflux's vocabulary, blocks, checkpoints and stored diagnostics::
 """
 
 from bayesflux.infer.convert import EXTRA_FIELDS, build_datatree, diagnostics, to_datatree
-from bayesflux.infer.hit_and_run import (
-    Billiard,
-    ChordState,
-    FeasibleChord,
-    HitAndRun,
-    HitAndRunSlice,
-)
+from bayesflux.infer.hit_and_run import Billiard, ChordState, HitAndRun, HitAndRunSlice
 from bayesflux.infer.reflective_hmc import ReflectiveHMC, ReflectiveHMCState
 from bayesflux.infer.run import sample
 from bayesflux.infer.sites import init_to_polytope, polytope_sites
+from bayesflux.infer.thermodynamic import FeasibleChord, OrthantHitAndRun, ParallelTempering
 
 __all__ = [
     "Billiard",
@@ -32,6 +27,8 @@ __all__ = [
     "HitAndRunSlice",
     "EXTRA_FIELDS",
     "FeasibleChord",
+    "OrthantHitAndRun",
+    "ParallelTempering",
     "ReflectiveHMC",
     "ReflectiveHMCState",
     "build_datatree",

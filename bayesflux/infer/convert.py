@@ -70,12 +70,19 @@ def _pointwise_log_likelihood(model, samples: dict, args, kwargs, names) -> dict
     shape = next(iter(samples.values())).shape[:2]
     flat = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in samples.items()}
     total = int(np.prod(shape))
-    parts: dict[str, list] = {}
-    for start in range(0, total, _BATCH):
-        batch = {k: v[start : start + _BATCH] for k, v in flat.items()}
+    size = min(total, _BATCH)
+
+    @jax.jit
+    def pointwise(batch):
         out = numpyro.infer.log_likelihood(model, batch, *args, parallel=True, **kwargs)
+        return {k: out[k] for k in names}
+
+    parts: dict[str, list] = {}
+    for start in range(0, total, size):
+        rows = np.minimum(np.arange(start, start + size), total - 1)  # the last batch padded
+        out = pointwise({k: v[rows] for k, v in flat.items()})
         for k in names:
-            parts.setdefault(k, []).append(np.asarray(out[k]))
+            parts.setdefault(k, []).append(np.asarray(out[k])[: total - start])
     return {k: np.concatenate(v).reshape(*shape, *v[0].shape[1:]) for k, v in parts.items()}
 
 

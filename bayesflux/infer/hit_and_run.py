@@ -18,45 +18,42 @@ rounding is frozen after warm-up: kept draws come from one fixed, exact kernel.
 * :class:`Billiard` — the billiard walk (Polyak and Gryazina 2014, "Billiard walk - a new sampling
   algorithm for control and optimization", IFAC Proc. 47): a straight path of random length
   ``τ ~ U(0, 2 T)`` with a Gaussian velocity, reflected at the facets
-  (:func:`~bayesflux.sampling.reflective_hmc.reflect`). Reflection preserves volume and speed, so
+  (:func:`~bayesflux.infer.reflective_hmc.reflect`). Reflection preserves volume and speed, so
   the path is an exact move for the uniform distribution (always accepted); with a density it is
   accepted with ``min(1, p(x') / p(x))`` (HMC without force). It crosses long, thin polytopes
   where coordinate moves crawl.
-* :class:`FeasibleChord` — for a model with a :func:`~bayesflux.models.blocks.second_law` site:
-  hit-and-run uniform on the part of each chord where the second law holds (a union of intervals
-  between sign changes of the fluxes and of their ``ΔrG'``; seed 002), accepted by Metropolis
-  for the rest of the model (:func:`~bayesflux.models.thermodynamics.feasible_chord_move`).
+
+The kernels that keep to the second law build on the same driver
+(:mod:`bayesflux.infer.thermodynamic`).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
 
 from bayesflux.errors import ConfigError
+from bayesflux.infer.reflective_hmc import reflect
 from bayesflux.infer.sites import PolytopeKernel, Prepared, init_to_polytope
-from bayesflux.models.blocks import SecondLaw
-from bayesflux.models.thermodynamics import feasible_chord_move
 from bayesflux.sampling import hit_and_run, slice
 from bayesflux.sampling.hit_and_run import DualAveragingState, HitAndRunState
-from bayesflux.sampling.reflective_hmc import reflect
 from bayesflux.sampling.rounding import Rounding
 
-__all__ = ["Billiard", "ChordState", "FeasibleChord", "HitAndRun", "HitAndRunSlice"]
+__all__ = ["Billiard", "ChordState", "HitAndRun", "HitAndRunSlice"]
 
 
 class ChordState(NamedTuple):
     """One chain: the unconstrained site values ``z`` (``x`` flattened), ``U = -log p``, the
     statistics of the last transition (mean acceptance and chord length of its moves, density
-    evaluations), the Gaussian steps' dual averaging (``step``) and the rounding's adaptation
-    (``adapt_state``, NumPyro's)."""
+    evaluations), the Gaussian steps' dual averaging (``step``), the rounding's adaptation
+    (``adapt_state``, NumPyro's) and a kernel's own state (``extra``: the orthant kernel's
+    pattern table; empty for the others)."""
 
     i: jax.Array
     z: dict
@@ -70,6 +67,7 @@ class ChordState(NamedTuple):
     step: DualAveragingState
     adapt_state: HMCAdaptState
     rng_key: jax.Array
+    extra: Any = ()
 
 
 class _Moves(NamedTuple):
@@ -79,12 +77,15 @@ class _Moves(NamedTuple):
     chord_length: jax.Array
     num_evals: jax.Array
     step: DualAveragingState
+    extra: Any = ()
 
 
 class _ChordKernel(PolytopeKernel):
     """Shared driver: rounding, its adaptation, and the bookkeeping of one transition; a
-    subclass supplies ``_moves(key, AS, room, target, logp, step, adapting, x, S) -> _Moves``
-    (moves ``y`` from 0 in ``x + S y``)."""
+    subclass supplies ``_moves(key, AS, room, target, logp, step, adapting, x, S, extra) ->
+    _Moves`` (moves ``y`` from 0 in ``x + S y``), and may keep state of its own (``extra``,
+    from :meth:`_initial_extra`) and count as uniform where other kernels see a density
+    (:meth:`_uniform`)."""
 
     stat_fields = ("potential_energy", "accept_prob", "chord_length", "num_evals", "step_size")
     _bounded_chords = True  # uniform chord points and slices need every line to end
@@ -129,15 +130,22 @@ class _ChordKernel(PolytopeKernel):
     def _initial_step(self, size: int) -> DualAveragingState:
         return hit_and_run.init_adaptation(1.0, dim=size, direction="random")
 
+    def _initial_extra(self) -> Any:
+        return ()
+
+    def _uniform(self, prepared: Prepared) -> bool:
+        """Whether the target is uniform on the set the moves keep to (no Metropolis step)."""
+        return prepared.uniform
+
     @abstractmethod
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S) -> _Moves:
+    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
         """``moves`` moves of one transition, from ``y = 0``."""
 
     def _build(self, prepared: Prepared, num_warmup: int):
         geom, U, unravel = prepared.geometry, prepared.potential, prepared.unravel
         size = geom.A.shape[1]
         moves = self.moves or size
-        uniform = prepared.uniform
+        uniform = self._uniform(prepared)
         adapt_rounding = (not uniform) if self.adapt_rounding is None else bool(self.adapt_rounding)
         A, b = jnp.asarray(geom.A), jnp.asarray(geom.b)
         S0 = np.linalg.cholesky(geom.inverse_mass)
@@ -160,6 +168,7 @@ class _ChordKernel(PolytopeKernel):
             return ChordState(
                 zero_moves, unravel(x), x, U(x, args, kwargs), one, one, jnp.zeros((), x.dtype),
                 jnp.zeros((), x.dtype), jnp.exp(jnp.mean(step.log_step)), step, adapt, key,
+                self._initial_extra(),
             )  # fmt: skip
 
         def transition(state: ChordState, args, kwargs) -> ChordState:
@@ -177,8 +186,9 @@ class _ChordKernel(PolytopeKernel):
                 state.i == num_warmup, hit_and_run.freeze, lambda s: s, state.step
             )  # kept draws use the averaged steps
             out = self._moves(
-                key_moves, AS, room, target, logp, step, state.i < num_warmup, state.x, S
-            )
+                key_moves, AS, room, target, logp, step, state.i < num_warmup, state.x, S,
+                state.extra,
+            )  # fmt: skip
             x = state.x + S @ out.y
             adapt = state.adapt_state
             if adapt_rounding:
@@ -198,7 +208,7 @@ class _ChordKernel(PolytopeKernel):
             return ChordState(
                 state.i + 1, unravel(x), x, -out.logdensity, out.accept_prob, mean_prob,
                 out.chord_length, out.num_evals, jnp.exp(jnp.mean(out.step.log_step)), out.step,
-                adapt, key,
+                adapt, key, out.extra,
             )  # fmt: skip
 
         self._n_moves = moves
@@ -276,7 +286,7 @@ class HitAndRun(_ChordKernel):
             raise ConfigError("step_size for random directions must be a scalar")
         return hit_and_run.init_adaptation(step, dim=size, direction=self.direction)
 
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S) -> _Moves:
+    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
         start = HitAndRunState(jnp.zeros(AS.shape[1], AS.dtype), room, logp)
         n_evals = jnp.asarray(0.0 if target is None else float(self._n_moves), AS.dtype)
         if self.step_size is None:
@@ -331,7 +341,7 @@ class HitAndRunSlice(_ChordKernel):
             raise ConfigError(f"max_shrink must be >= 1, got {max_shrink}")
         self.max_shrink = int(max_shrink)
 
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S) -> _Moves:
+    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
         target = target if target is not None else (lambda y: jnp.zeros((), AS.dtype))
         kernel = slice.build_kernel(
             AS,
@@ -394,7 +404,7 @@ class Billiard(_ChordKernel):
         self.trajectory_length = float(trajectory_length)
         self.max_reflections = int(max_reflections)
 
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S) -> _Moves:
+    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
         k_velocity, k_time, k_accept = jax.random.split(key, 3)
         zero = jnp.zeros(AS.shape[1], AS.dtype)
         velocity = jax.random.normal(k_velocity, zero.shape, AS.dtype)
@@ -409,83 +419,3 @@ class Billiard(_ChordKernel):
         return _Moves(
             jnp.where(accept, y, zero), jnp.where(accept, new, logp), prob, time, evals, step
         )
-
-
-class FeasibleChord(_ChordKernel):
-    """Feasible-chord hit-and-run on a model with one :func:`~bayesflux.models.blocks.second_law`
-    site, whose fluxes and ``ln c`` are affine in the model's latent coordinates (fluxes of a
-    polytope site, ``ln c`` latent coordinates of a joint polytope, as
-    :class:`~bayesflux.models.Thermodynamics` builds them).
-
-    The chains must start where the second law holds: give ``init_params`` to
-    :func:`bayesflux.infer.sample` (e.g. from :meth:`Thermodynamics.start
-    <bayesflux.models.Thermodynamics.start>`). Parameters as :class:`HitAndRun` (random
-    directions).
-    """
-
-    stat_fields = ("potential_energy", "accept_prob", "chord_length", "num_evals")
-    stat_names = {"chord_length": "feasible_chord_fraction"}
-
-    def __init__(
-        self,
-        model: Callable,
-        *,
-        moves: int | None = None,
-        rounding: str | Rounding = "ep",
-        adapt_rounding: bool | None = None,
-        init_strategy: Callable | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            direction="random",
-            moves=moves,
-            rounding=rounding,
-            adapt_rounding=adapt_rounding,
-            init_strategy=init_strategy,
-        )
-
-    def _check(self, prepared: Prepared, model_args: tuple, model_kwargs: dict) -> None:
-        super()._check(prepared, model_args, model_kwargs)
-        laws = [
-            name
-            for name, site in prepared.trace.items()
-            if site["type"] == "sample" and isinstance(site["fn"], SecondLaw)
-        ]
-        if len(laws) != 1:
-            raise ConfigError(
-                f"FeasibleChord needs exactly one second_law site in the model, found {laws}"
-            )
-        name = laws[0]
-        constrain = prepared.postprocess_gen(*model_args, **model_kwargs)
-
-        def law_args(x):
-            values = constrain(prepared.unravel(x))
-            model = numpyro.handlers.substitute(numpyro.handlers.seed(self._model, 0), data=values)
-            fn = numpyro.handlers.trace(model).get_trace(*model_args, **model_kwargs)[name]["fn"]
-            return jnp.concatenate([fn.v, fn.lnc])
-
-        x0 = jnp.asarray(prepared.x[0] if prepared.batched else prepared.x)
-        F = jax.jacfwd(law_args)(x0)
-        f0 = law_args(x0) - F @ x0
-        x1 = x0 + 0.01 * jnp.sqrt(jnp.diag(jnp.asarray(prepared.geometry.inverse_mass)))
-        if not jnp.allclose(law_args(x1), f0 + F @ x1, rtol=1e-8, atol=1e-8):
-            raise ConfigError(
-                f"FeasibleChord: the fluxes and ln c of {name!r} must be affine in the model's "
-                "latent coordinates (a polytope site's fluxes, latent ln c)"
-            )
-        self._maps = (f0, F, prepared.trace[name]["fn"].thermo)
-
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S) -> _Moves:
-        f0, F, thermo = self._maps
-        k = thermo.index.size
-        D = jnp.asarray(thermo.drg_matrix)
-        f0v, Fv = f0[:k] + F[:k] @ x, F[:k] @ S
-        f0g = jnp.asarray(thermo.drg0) + D @ (f0[k:] + F[k:] @ x)
-        Fg = D @ (F[k:] @ S)
-        move = feasible_chord_move(AS, room, f0v, Fv, f0g, Fg, float(thermo.margin), target)
-        start = (jnp.zeros(AS.shape[1], AS.dtype), room, logp)
-        (y, _, logp), (accepted, fraction) = jax.lax.scan(
-            move, start, jax.random.split(key, self._n_moves)
-        )
-        evals = jnp.asarray(float(self._n_moves), AS.dtype)
-        return _Moves(y, logp, accepted.mean(), fraction.mean(), evals, step)

@@ -30,10 +30,39 @@ from bayesflux.errors import ConfigError
 from bayesflux.infer.convert import EXTRA_FIELDS
 from bayesflux.infer.sites import PolytopeKernel, Prepared, init_to_polytope
 from bayesflux.sampling.polytope import Polytope
-from bayesflux.sampling.reflective_hmc import reflect
 from bayesflux.sampling.rounding import Rounding
 
-__all__ = ["ReflectiveHMC", "ReflectiveHMCState"]
+__all__ = ["ReflectiveHMC", "ReflectiveHMCState", "reflect"]
+
+
+def reflect(
+    x: jax.Array, p: jax.Array, t: jax.Array, A: jax.Array, b: jax.Array, max_reflections: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Move ``x`` with velocity ``p`` for time ``t`` inside ``A x <= b``, reflecting off facets.
+
+    Returns ``(x, p, n)`` with ``n`` the reflections; ``n > max_reflections`` flags a path cut
+    short (the caller rejects it).
+    """
+    norms = jnp.sum(A * A, axis=1)
+
+    def cond(c):
+        return (c[2] > 0) & (c[3] <= max_reflections)
+
+    def body(c):
+        x, p, left, n = c
+        slack = jnp.maximum(b - A @ x, 0.0)
+        rate = A @ p
+        hit = jnp.where(rate > 0, slack / jnp.where(rate > 0, rate, 1.0), jnp.inf)
+        i = jnp.argmin(hit)
+        t_hit = hit[i]
+        bounce = t_hit < left
+        step = jnp.where(bounce, t_hit, left)
+        x = x + step * p
+        p = jnp.where(bounce, p - 2.0 * rate[i] / norms[i] * A[i], p)
+        return x, p, jnp.where(bounce, left - t_hit, 0.0), n + bounce.astype(int)
+
+    x, p, _, n = jax.lax.while_loop(cond, body, (x, p, jnp.asarray(t, x.dtype), jnp.zeros((), int)))
+    return x, p, n
 
 
 class ReflectiveHMCState(NamedTuple):

@@ -31,7 +31,13 @@ from numpyro.infer.mcmc import MCMCKernel
 from bayesflux.errors import ConfigError
 from bayesflux.infer.convert import EXTRA_FIELDS, build_datatree, diagnostics
 from bayesflux.infer.reflective_hmc import ReflectiveHMC
-from bayesflux.infer.sites import TRACING, PolytopeKernel, polytope_sites, traces_models
+from bayesflux.infer.sites import (
+    CHAIN_AXIS,
+    TRACING,
+    PolytopeKernel,
+    polytope_sites,
+    traces_models,
+)
 from bayesflux.progress import progress_bar
 from bayesflux.sampling.checkpoint import StateStore, fingerprint
 
@@ -69,16 +75,28 @@ def _compiled_block(kernel: MCMCKernel, args, kwargs, size: int, fields, chain_m
     (``"sequential"``: on a CPU a batch gains nothing and a batched chain waits for the slowest
     one). The counts are traced: one compilation serves the warm-up and every block."""
 
-    def advance(state, n):
-        return jax.lax.fori_loop(0, n, lambda _, s: kernel.sample(s, args, kwargs), state)
+    def observed(state):
+        return getattr(state, kernel.sample_field), {f: _field(state, f) for f in fields}
 
     def one_chain(state, warmup, thinning):
-        def kept(state, _):
-            state = advance(state, thinning)
-            fields_now = {f: _field(state, f) for f in fields}
-            return state, (getattr(state, kernel.sample_field), fields_now)
+        """One loop over every transition (one copy of the kernel in the compiled code), the
+        state after each ``thinning``-th one past ``warmup`` written to the next slot."""
+        slots = jax.tree.map(lambda a: jnp.zeros((size, *a.shape), a.dtype), observed(state))
 
-        return jax.lax.scan(kept, advance(state, warmup), None, length=size)
+        def body(i, carry):
+            state, slots = carry
+            state = kernel.sample(state, args, kwargs)
+            slot, rest = jnp.divmod(i - warmup, thinning)
+            now = observed(state)
+            slots = jax.lax.cond(
+                (i >= warmup) & (rest == thinning - 1),
+                lambda b: jax.tree.map(lambda buf, a: buf.at[slot].set(a), b, now),
+                lambda b: b,
+                slots,
+            )
+            return state, slots
+
+        return jax.lax.fori_loop(0, warmup + size * thinning, body, (state, slots))
 
     @jax.jit
     def block(state, warmup, thinning):
@@ -86,7 +104,9 @@ def _compiled_block(kernel: MCMCKernel, args, kwargs, size: int, fields, chain_m
             state, out = one_chain(state, warmup, thinning)
             return state, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), out)
         if chain_method == "vectorized":
-            return jax.vmap(one_chain, in_axes=(0, None, None))(state, warmup, thinning)
+            return jax.vmap(one_chain, in_axes=(0, None, None), axis_name=CHAIN_AXIS)(
+                state, warmup, thinning
+            )
         return jax.lax.map(lambda s: one_chain(s, warmup, thinning), state)
 
     return block
@@ -134,7 +154,9 @@ def sample(
         the kernel's init strategy; polytope sites at dispersed points).
     chain_method
         ``"vectorized"`` (chains batched by ``vmap``) or ``"sequential"`` (one after the other
-        in one compiled loop); default sequential on a CPU, vectorized on an accelerator.
+        in one compiled loop); default vectorized on an accelerator, and on a CPU the kernel's
+        ``cpu_chain_method`` (sequential where it has none: a batched chain waits for the
+        slowest one).
 
     Returns
     -------
@@ -166,7 +188,8 @@ def sample(
     block = min(block, num_draws)
     fields = getattr(kernel, "stat_fields", EXTRA_FIELDS + ("diverging",))
     if chain_method is None:
-        chain_method = "sequential" if jax.default_backend() == "cpu" else "vectorized"
+        on_cpu = getattr(kernel, "cpu_chain_method", "sequential")
+        chain_method = on_cpu if jax.default_backend() == "cpu" else "vectorized"
     if chain_method not in ("vectorized", "sequential"):
         raise ConfigError(
             f"chain_method must be 'vectorized' or 'sequential', got {chain_method!r}"
@@ -174,6 +197,8 @@ def sample(
     key = jax.random.key(int(seed))
     keys = jax.random.split(key, num_chains)
     start = time.perf_counter()
+    n_blocks = -(-num_draws // block)
+    counts = (jnp.asarray(int(num_warmup)), jnp.asarray(int(thinning)))
     state = kernel.init(keys, int(num_warmup), init_params, model_args, model_kwargs)
     store = None
     if checkpoint is not None:
@@ -184,14 +209,12 @@ def sample(
         )  # fmt: skip
         store = StateStore(Path(checkpoint), stamp, prefix="mcmc")
     collect = _compiled_block(kernel, model_args, model_kwargs, block, fields, chain_method)
-    counts = (jnp.asarray(int(num_warmup)), jnp.asarray(int(thinning)))
     with TRACING:
         collect = collect.lower(state, *counts).compile()  # compiled here: set-up timed apart
     setup_seconds, sampling_seconds = time.perf_counter() - start, 0.0
     constrain = jax.jit(jax.vmap(jax.vmap(kernel.postprocess_fn(model_args, model_kwargs))))
     samples: dict[str, list] = {}
     stats: dict[str, list] = {}
-    n_blocks = -(-num_draws // block)
     for b in progress_bar(range(n_blocks), desc="sampling", disable=not progress):
         stored = store.load(b, state) if store is not None else None
         if stored is not None:

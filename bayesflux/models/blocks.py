@@ -20,6 +20,8 @@ Call them inside a NumPyro model (DESIGN.md, "How a model is written")::
   (seed 003); the scale ``k`` a model variable, or integrated out exactly.
 * :func:`second_law` and :func:`metabolome` — the second law on ``(v, ln c)`` as a factor, and
   measured concentrations ``ln ĉ_i ~ N(ln c_i, sd_i²)`` (seed 002).
+* :func:`second_law_signs` — the second law on fluxes alone (``ln c`` marginalised): ``v``'s sign
+  pattern must leave the concentration polytope B(s) non-empty (seed 002; one LP per pattern).
 * :func:`labeling_13c` — MIDs (and other 13C measurements) of a
   :class:`~bayesflux.labeling.LabelingProblem`, ``y_i ~ N(model_i(v, v_xch), sd_i²)``.
 """
@@ -48,12 +50,14 @@ from bayesflux.thermo.polytope_b import flux_signs
 if TYPE_CHECKING:
     from bayesflux.models.terms import ExpressionCapacity, ExpressionLaplace
     from bayesflux.thermo.data import ThermoModel
+    from bayesflux.thermo.pattern_table import PatternTable
 
 __all__ = [
     "FluxPolytope",
     "PolytopeSupport",
     "ReducedCoordinates",
     "SecondLaw",
+    "SignPatternLaw",
     "eflux_capacity",
     "expression_falcon",
     "flux_polytope",
@@ -62,6 +66,7 @@ __all__ = [
     "measured_fluxes",
     "metabolome",
     "second_law",
+    "second_law_signs",
 ]
 
 _INSIDE_TOL = 1e-8  # slack (relative to max(1, |b_i|)) within which a point counts as inside
@@ -195,6 +200,7 @@ class FluxPolytope(dist.Distribution):
 
 
 @partial(jax.jit, static_argnums=4)
+@partial(jax.jit, static_argnames="steps")
 def hit_and_run_walks(keys, A, b, start, steps: int) -> jax.Array:
     """One random-direction hit-and-run walk of ``steps`` moves inside ``A z <= b`` from
     ``start`` per key (exact chords); the end points, ``(len(keys), d)``. Compiled once per
@@ -406,6 +412,53 @@ def second_law(
     :class:`bayesflux.infer.FeasibleChord` samples (a reflecting kernel cannot cross between
     pieces)."""
     law = SecondLaw(v[..., thermo.index], lnc, thermo)
+    numpyro.sample(name, law, obs=law.sample(None), infer={"is_auxiliary": True})
+
+
+class SignPatternLaw(dist.Unit):
+    """The factor of :func:`second_law_signs` (``log_prob`` 0 or ``-inf``, asked of the pattern
+    table only when the density is evaluated, not at every trace of the model), keeping its
+    arguments: the constrained reactions' fluxes ``v`` and the :class:`PatternTable` that decides
+    their sign patterns, which the orthant kernel (:class:`bayesflux.infer.OrthantHitAndRun`)
+    reads from the trace."""
+
+    pytree_data_fields = ("log_factor", "v")
+    pytree_aux_fields = ("table",)
+
+    def __init__(self, v: jax.Array, table: PatternTable) -> None:
+        self.v, self.table = v, table
+        super().__init__(jnp.zeros(jnp.shape(v)[:-1]))
+
+    def log_prob(self, value: jax.Array) -> jax.Array:
+        signs = flux_signs(jax.lax.stop_gradient(self.v))
+        energy = jax.pure_callback(
+            self.table.energies,
+            jax.ShapeDtypeStruct(signs.shape[:-1], jnp.result_type(float)),
+            signs,
+            vmap_method="expand_dims",
+        )
+        return jnp.where(energy == 0.0, 0.0, -jnp.inf)
+
+
+def second_law_signs(
+    v: jax.Array,
+    thermo: ThermoModel,
+    *,
+    table: PatternTable | None = None,
+    name: str = "second_law",
+) -> None:
+    """The second law on fluxes alone, ``ln c`` marginalised, as a factor site ``name``: 0 where
+    the sign pattern ``s`` of ``v`` (``thermo.network``'s fluxes; zero within ``ZERO_FLUX``)
+    admits concentrations, i.e. the concentration polytope ``B(s)`` of seed 002 is non-empty,
+    ``-inf`` elsewhere. Each pattern costs one LP on the host the first time it is met
+    (``table``, default :meth:`PatternTable.of(thermo)
+    <bayesflux.thermo.pattern_table.PatternTable.of>`),
+    then a lookup. The support is a union of orthant pieces of the flux polytope, which
+    :class:`bayesflux.infer.OrthantHitAndRun` samples exactly."""
+    from bayesflux.thermo.pattern_table import PatternTable
+
+    table = PatternTable.of(thermo) if table is None else table
+    law = SignPatternLaw(v[..., thermo.index], table)
     numpyro.sample(name, law, obs=law.sample(None), infer={"is_auxiliary": True})
 
 

@@ -1,9 +1,8 @@
-"""Polytope sampling: reduced polytopes, rounding, the pure hit-and-run, slice and reflective-HMC
-moves that the kernels of :mod:`bayesflux.infer` run, and ``sample_fluxes``."""
+"""Polytope sampling: reduced polytopes, rounding, the pure hit-and-run and slice moves that the
+kernels of :mod:`bayesflux.infer` run, and ``sample_fluxes``."""
 
 from bayesflux.sampling.hit_and_run import HitAndRunInfo, HitAndRunState, build_kernel, init
 from bayesflux.sampling.polytope import LinearConstraint, Polytope, polytope
-from bayesflux.sampling.reflective_hmc import sample_hmc
 from bayesflux.sampling.rounding import (
     Rounding,
     covariance_rounding,
@@ -27,5 +26,4 @@ __all__ = [
     "polytope",
     "round_polytope",
     "sample_fluxes",
-    "sample_hmc",
 ]

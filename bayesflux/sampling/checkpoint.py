@@ -20,7 +20,7 @@ import numpy as np
 from bayesflux.errors import ConfigError
 from bayesflux.results import atomic_write
 
-__all__ = ["StateStore", "fingerprint", "open_checkpoint", "read_blocks", "write_block"]
+__all__ = ["StateStore", "fingerprint", "open_checkpoint", "write_block"]
 
 
 def fingerprint(arrays: tuple[np.ndarray, ...], **settings) -> str:
@@ -56,18 +56,6 @@ def write_block(
             np.savez(fh, **arrays)
 
     atomic_write(directory / f"{prefix}_{index:06d}.npz", write)
-
-
-def read_blocks(directory: Path, n_blocks: int, prefix: str = "block") -> list[dict]:
-    """The consecutive blocks ``0, 1, ...`` (at most ``n_blocks``) already on disk."""
-    blocks = []
-    for i in range(n_blocks):
-        path = directory / f"{prefix}_{i:06d}.npz"
-        if not path.is_file():
-            break
-        with np.load(path) as data:
-            blocks.append({k: data[k] for k in data.files})
-    return blocks
 
 
 class StateStore:

@@ -16,7 +16,7 @@ Every data table is optional; with none the posterior is the uniform prior on th
     checkpoint = "results/posterior_ckpt"        # resume an interrupted run (hmc, metropolis)
 
 ``sampler = "hmc"`` (default): Hamiltonian Monte Carlo reflecting off the polytope's facets with
-adapted steps and rounding (:mod:`bayesflux.sampling.reflective_hmc`); hit-and-run Metropolis
+adapted steps and mass matrix (:class:`bayesflux.infer.ReflectiveHMC`); hit-and-run Metropolis
 (``"metropolis"``; ``kernel``, ``thinning``, ``block_size`` are its options) does
 not converge on the bundled example's expression likelihood (benchmarks/bench_joint.py). With
 ``thermo`` the feasible-chord sampler of the second law runs instead.

@@ -8,16 +8,16 @@ pieces whose sign pattern is feasible (pieces need not touch). The line through 
 same from either end, so the kernel is symmetric and the uniform distribution on the union is
 stationary; every draw is thermodynamically feasible by construction.
 
-Geometry (chords, sign changes, patterns of all pieces) and the choice of the point are compiled and
-vectorised over chains, and many steps run in one compiled loop; the feasibility of each pattern is
-one LP the first time it is met (:class:`ConcentrationPolytope`), then a table lookup
+This module holds the geometry (chords, sign changes, the patterns of all pieces) and
+:func:`sample_orthants`, which runs the move as a NumPyro kernel
+(:class:`bayesflux.infer.OrthantHitAndRun`); the feasibility of each pattern is one LP the first
+time it is met (:class:`ConcentrationPolytope`), then a lookup in each chain's table
 (:mod:`bayesflux.thermo.pattern_table`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from functools import partial
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,23 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from numpyro.infer.mcmc import MCMCKernel
 
-from bayesflux.sampling.checkpoint import StateStore, fingerprint
-from bayesflux.sampling.hit_and_run import pick
+from bayesflux.errors import ConfigError
 from bayesflux.thermo.data import ThermoModel
-from bayesflux.thermo.pattern_table import (
-    PatternTable,
-    block_noise,
-    lookup,
-    pattern_hash,
-    run_blocks,
-)
+from bayesflux.thermo.pattern_table import PatternTable, pattern_hash
 from bayesflux.thermo.polytope_b import ConcentrationPolytope, flux_signs
-from bayesflux.thermo.space import FluxSpace, chords, direction_factor
+from bayesflux.thermo.space import FluxSpace, chords
 
-__all__ = ["Geometry", "chord_pieces", "orthant_move", "sample_orthants"]
-
-BLOCK_DRAWS = 100  # kept draws per compiled call (and per progress update)
+__all__ = ["Chords", "argsort_rows", "chord_pieces", "sample_orthants", "sample_space"]
 
 
 class Chords(NamedTuple):
@@ -120,109 +112,6 @@ def chord_pieces(
     return Chords(theta, edges, start, order, inside, w > 0)
 
 
-class Geometry(NamedTuple):
-    """What an exact move needs: the rounded polytope ``A y <= b``, the fluxes ``f0 + F y`` of the
-    reactions that can change sign inside A (:attr:`FluxSpace.fixed_signs`; the others never
-    split a chord), the directions ``D``, the hash weights of those reactions and the hash terms
-    of the others' fixed signs (:func:`~bayesflux.thermo.pattern_table.pattern_hash` of a whole
-    pattern is ``Σ_free (s_j + 1) w_j + offset``)."""
-
-    A: jax.Array
-    b: jax.Array
-    f0: jax.Array
-    F: jax.Array
-    D: jax.Array
-    weights: jax.Array
-    offset: jax.Array
-
-    @classmethod
-    def of(cls, space: FluxSpace, weights: np.ndarray) -> tuple[Geometry, np.ndarray]:
-        """The geometry of ``space`` (``D = I``) and the fixed signs (2 where free)."""
-        fixed = space.fixed_signs
-        free = fixed == 2
-        terms = (np.where(free, 0, fixed + 1)).astype(np.uint64) * weights
-        geometry = cls(
-            *(jnp.asarray(x) for x in (space.A_y, space.b_y, space.f0[free], space.F[free])),
-            jnp.eye(space.dim),
-            jnp.asarray(weights[free]),
-            jnp.asarray(terms.sum(dtype=np.uint64)),
-        )
-        return geometry, fixed
-
-    def with_directions(self, D: np.ndarray) -> Geometry:
-        return self._replace(D=jnp.asarray(D))
-
-
-def orthant_move(
-    z: jax.Array,
-    u: jax.Array,
-    y: jax.Array,
-    geometry: Geometry,
-    table: tuple[jax.Array, jax.Array],
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """One exact move of every chain ``y (c, d)`` along ``D z`` to quantile ``u`` of the feasible
-    pieces; ``table``: the device arrays of a :class:`PatternTable`.
-
-    Returns the new points, whether some chord piece of positive length has a pattern not in the
-    table (then the move is void: resolve the patterns and repeat it with the same ``z, u``),
-    the number of pieces and the feasible fraction of chord length per chain.
-    """
-    g = geometry
-    pieces = chord_pieces(z, y, g.A, g.b, g.f0, g.F, g.D)
-    theta, edges = pieces.theta, pieces.edges
-    energy, known = lookup(pieces.hashes(g.weights) + g.offset, *table)
-    length = jnp.maximum(jnp.diff(edges, axis=1), 0.0)  # near-ties: argsort_rows
-    needed = length > 0
-    feasible = needed & (energy == 0.0)
-    lam, ok = pick(u, edges, feasible)
-    y_new = y + jnp.where(ok, lam, 0.0)[:, None] * theta  # a chain on a face may see no piece
-    fraction = (length * feasible).sum(axis=1) / jnp.maximum(length.sum(axis=1), 1e-300)
-    return y_new, jnp.any(needed & ~known), needed.sum(axis=1), fraction
-
-
-def move_patterns(z: np.ndarray, y: jax.Array, geometry: Geometry, fixed: np.ndarray) -> np.ndarray:
-    """The whole patterns of the positive-length pieces that :func:`orthant_move` along ``D z``
-    meets (``fixed``: :attr:`FluxSpace.fixed_signs`)."""
-    g = geometry
-    patterns, needed = _piece_patterns(jnp.asarray(z), y, g.A, g.b, g.f0, g.F, g.D)
-    free = np.asarray(patterns)[np.asarray(needed)]
-    out = np.repeat(fixed[None], len(free), axis=0)
-    out[:, fixed == 2] = free
-    return out
-
-
-@jax.jit
-def _piece_patterns(z, y, A, b, f0, F, D) -> tuple[jax.Array, jax.Array]:
-    pieces = chord_pieces(z, y, A, b, f0, F, D)
-    return pieces.patterns(), jnp.diff(pieces.edges, axis=1) > 0  # as in orthant_move
-
-
-@partial(jax.jit, static_argnames=("thinning",))
-def _advance(state, t, t_stop, t_block, noise, geometry, table, *, thinning: int):
-    """Steps ``t ..`` until ``t_stop`` or a void move; the point after every ``thinning``-th step
-    of the block is written to slot ``(t - t_block) // thinning`` of the state's buffers; row
-    ``t - t_block`` of ``noise = (z, u)`` are the step's random numbers."""
-
-    def cond(carry):
-        t, _, blocked = carry
-        return (t < t_stop) & ~blocked
-
-    def body(carry):
-        t, (y, ys, pieces, fraction), _ = carry
-        z, u = noise[0][t - t_block], noise[1][t - t_block]
-        y_new, blocked, n_pieces, frac = orthant_move(z, u, y, geometry, table)
-        slot, rest = jnp.divmod(t - t_block, thinning)
-        keep = ~blocked & (rest == thinning - 1)
-        ys = ys.at[slot].set(jnp.where(keep, y_new, ys[slot]))
-        pieces = pieces.at[slot].set(jnp.where(keep, n_pieces.mean(), pieces[slot]))
-        fraction = fraction.at[slot].set(jnp.where(keep, frac.mean(), fraction[slot]))
-        y = jnp.where(blocked, y, y_new)
-        return jnp.where(blocked, t, t + 1), (y, ys, pieces, fraction), blocked
-
-    t, state, _ = jax.lax.while_loop(cond, body, (t, state, False))
-    return state, t
-
-
 def sample_orthants(
     thermo: ThermoModel,
     *,
@@ -236,115 +125,103 @@ def sample_orthants(
     space: FluxSpace | None = None,
     B: ConcentrationPolytope | None = None,
     checkpoint: str | Path | None = None,
+    block_size: int | None = None,
+    chain_method: str | None = None,
 ) -> xr.DataTree:
     """Uniform samples of the thermodynamically feasible flux space by exact hit-and-run.
 
-    Directions are isotropic in A's rounding for the first half of the warm-up; then they follow
-    the covariance of the (thinned) draws of its second quarter, pooled over chains
-    (:func:`~bayesflux.thermo.space.direction_factor`), frozen for the rest, so the kept draws
-    come from one fixed, uniform-invariant kernel.
+    The NumPyro model ``flux_polytope`` + :func:`~bayesflux.models.blocks.second_law_signs` run
+    by :class:`bayesflux.infer.OrthantHitAndRun` under :func:`bayesflux.infer.sample`, from
+    distinct feasible starts (:meth:`FluxSpace.feasible_starts`). Directions follow A's rounding,
+    adapted in warm-up to the covariance of the feasible draws and frozen for the kept draws.
 
     Parameters
     ----------
     thermo
         Network plus thermodynamic data.
     num_draws, num_warmup, num_chains, thinning
-        Draws kept per chain, draws discarded first, independent chains, steps per kept draw.
+        Draws kept per chain, draws discarded first, independent chains, moves per kept draw.
     bounds
         Sector flux bounds (e.g. :attr:`~bayesflux.thermo.loops.Sector.bounds`).
     seed
-        Seeds the starts and the moves (:func:`~bayesflux.thermo.pattern_table.block_noise`).
+        Seeds the starts and the moves.
     space, B
         Reuse a prepared :class:`FluxSpace` / :class:`ConcentrationPolytope` (and its cache).
-    checkpoint
-        Folder for the sampler's state after each block of draws
-        (:class:`~bayesflux.sampling.checkpoint.StateStore`): a rerun with the same settings
-        resumes after the last finished block and gives the same draws; other settings are
-        refused.
+    checkpoint, block_size
+        Folder for each block of ``block_size`` draws (:func:`bayesflux.infer.sample`): a rerun
+        with the same settings resumes after the last finished block and gives the same draws.
+    chain_method
+        ``"vectorized"`` or ``"sequential"`` (:func:`bayesflux.infer.sample`).
 
     Returns
     -------
     xarray.DataTree
-        ``posterior.flux (chain, draw, reaction)``; ``sample_stats`` with the mean number of
-        chord pieces, the feasible fraction of chord length and the LP count.
+        ``posterior.flux (chain, draw, reaction)``; ``sample_stats`` with the feasible fraction
+        of chord length; attrs with the LP count and the patterns met.
     """
-    if num_draws < 1 or num_warmup < 0 or num_chains < 1 or thinning < 1:
-        raise ValueError(
-            "num_draws, num_chains and thinning must be >= 1 and num_warmup >= 0, got "
-            f"{num_draws}, {num_chains}, {thinning}, {num_warmup}"
-        )
+    from bayesflux.infer import OrthantHitAndRun
+
+    for label, value, low in (
+        ("num_draws", num_draws, 1),
+        ("num_chains", num_chains, 1),
+        ("thinning", thinning, 1),
+        ("num_warmup", num_warmup, 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ConfigError(f"{label} must be an integer >= {low}, got {value!r}")
     space = space if space is not None else FluxSpace.build(thermo, bounds=bounds)
     B = B if B is not None else ConcentrationPolytope(space.thermo)
-    table = PatternTable(B)
-    geometry, fixed = Geometry.of(space, table.weights)
-    y = jnp.asarray(space.feasible_starts(num_chains, B, seed=seed))
-    slots = BLOCK_DRAWS
-    state = (y, jnp.zeros((slots, num_chains, space.dim)), jnp.zeros(slots), jnp.zeros(slots))
-    records: list[tuple[np.ndarray, ...]] = []
-
-    c, d, block = num_chains, space.dim, slots * thinning
-
-    def noise(start):
-        return block_noise(seed, start, (block, c, d), (block, c))
-
-    def advance(state, t, stop, start, z):
-        return _advance(state, t, stop, start, z, geometry, table.device, thinning=thinning)
-
-    def resolve(state, t, start, z):
-        table.add(move_patterns(z[0][t - start], state[0], geometry, fixed))
-
-    def record(state, start, stop):
-        n = (stop - start) // thinning
-        records.append(tuple(np.asarray(x[:n]) for x in state[1:]))
-
-    store = None
-    if checkpoint is not None:
-        stamp = fingerprint(
-            (space.A_y, space.b_y, space.f0, space.F),
-            method="orthant_hit_and_run",
-            num_draws=num_draws,
-            num_warmup=num_warmup,
-            num_chains=num_chains,
-            thinning=thinning,
-            seed=seed,
-            block=block,
-        )
-        store = StateStore(Path(checkpoint), stamp)
-
-    def run(state, t0, t1, keep, desc):
-        return run_blocks(
-            advance,
-            state,
-            t0,
-            t1,
-            block=block,
-            noise=noise,
-            resolve=resolve,
-            record=record if keep else None,
-            desc=desc,
-            progress=progress,
-            store=store,
-        )
-
-    warm = num_warmup * thinning
-    state = run(state, 0, warm // 4, False, "orthant hit-and-run warm-up")
-    state = run(state, warm // 4, warm // 2, True, "orthant hit-and-run warm-up")
-    if records:
-        seen = np.concatenate([r[0] for r in records])  # (draws, chains, d)
-        geometry = geometry.with_directions(direction_factor(seen.reshape(-1, space.dim)))
-        records.clear()
-    state = run(state, warm // 2, warm, False, "orthant hit-and-run warm-up")
-    run(state, warm, warm + num_draws * thinning, True, "orthant hit-and-run")
-    kept, pieces, frac = (np.concatenate(x) for x in zip(*records))
-    stats = {
-        "chord_pieces": (("draw",), pieces),
-        "feasible_chord_fraction": (("draw",), frac),
-    }
-    tree = space.dataset(np.swapaxes(kept, 0, 1), stats=stats)
-    tree.attrs = {
-        "method": "orthant_hit_and_run",
-        "lp_solves": B.lp_solves,
-        "sign_patterns": len(B.cache),
-        "seed": seed,
-    }
+    tree = sample_space(
+        space,
+        PatternTable(B),
+        lambda model: OrthantHitAndRun(model, moves=int(thinning), rounding=space.rounding),
+        num_draws=num_draws,
+        num_warmup=num_warmup,
+        num_chains=num_chains,
+        seed=seed,
+        checkpoint=checkpoint,
+        block_size=block_size,
+        chain_method=chain_method,
+        progress=progress,
+        attrs={"thinning": int(thinning)},
+    )
+    tree.attrs.update(
+        method="orthant_hit_and_run",
+        lp_solves=B.lp_solves,
+        sign_patterns=len(B.cache),
+        seed=seed,
+    )
     return tree
+
+
+def sample_space(
+    space: FluxSpace,
+    table: PatternTable,
+    kernel: Callable[[Callable], MCMCKernel],
+    *,
+    num_chains: int,
+    seed: int,
+    **options,
+) -> xr.DataTree:
+    """The NumPyro model of ``space`` (``flux_polytope`` of its polytope and
+    :func:`~bayesflux.models.blocks.second_law_signs` decided by ``table``) run by
+    ``kernel(model)`` under :func:`bayesflux.infer.sample` (``options``), each chain from its own
+    feasible start (:meth:`FluxSpace.feasible_starts`)."""
+    from bayesflux.infer import sample as infer_sample
+    from bayesflux.models.blocks import flux_polytope, second_law_signs
+
+    starts = space.feasible_starts(num_chains, table.B, seed=seed)
+
+    def model() -> None:
+        v = flux_polytope("flux", space.poly)
+        second_law_signs(v, space.thermo, table=table)
+
+    return infer_sample(
+        model,
+        kernel=kernel(model),
+        init_params={"flux": space.center + starts @ space.L.T},
+        num_chains=num_chains,
+        seed=seed,
+        coords={"reaction": list(space.thermo.network.reactions)},
+        **options,
+    )

@@ -174,6 +174,15 @@ class ConcentrationPolytope:
         self.cache[key] = out
         return out
 
+    def violation_scales(self, signs: np.ndarray) -> np.ndarray:
+        """Seed 002's ``σ_i`` from the sign patterns ``signs (n, k)`` of uniform points of the
+        flux polytope: per reaction, the larger magnitude of the 10% / 90% quantiles of the
+        minimal violations ``ε_i`` of their distinct patterns (1 kJ/mol where that is 0)."""
+        uniq, _ = unique_patterns(signs)
+        eps = np.stack([self.violation(s).eps for s in uniq])
+        scale = np.max(np.abs(np.quantile(eps, [0.1, 0.9], axis=0)), axis=0)
+        return np.where(scale > 1e-9, scale, 1.0)
+
     def is_feasible(self, signs: np.ndarray) -> bool:
         """Whether B(signs) is non-empty (cached)."""
         return self.violation(signs).feasible

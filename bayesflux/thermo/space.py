@@ -16,18 +16,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 import xarray as xr
 
 from bayesflux.errors import InfeasibleError, SolverError
 from bayesflux.sampling.hit_and_run import chord
 from bayesflux.sampling.polytope import Polytope, chebyshev_center, polytope
-from bayesflux.sampling.rounding import expectation_propagation
+from bayesflux.sampling.rounding import Rounding, expectation_propagation
 from bayesflux.thermo._milp import Interior, TSMMilp, diagnose_infeasible
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.loops import Sector
@@ -35,7 +34,6 @@ from bayesflux.thermo.polytope_b import (
     ZERO_FLUX,
     ConcentrationPolytope,
     flux_signs,
-    unique_patterns,
 )
 
 
@@ -128,6 +126,11 @@ class FluxSpace:
         return cls(thermo, poly, rounding.center, rounding.L, A_y, b_y, f0, F, tuple(stopped))
 
     @property
+    def rounding(self) -> Rounding:
+        """The EP rounding ``z = center + L y`` of :attr:`poly` that these coordinates use."""
+        return Rounding(self.center, self.L, self.center, self.L @ self.L.T, np.nan, "ep")
+
+    @property
     def dim(self) -> int:
         return self.A_y.shape[1]
 
@@ -141,35 +144,6 @@ class FluxSpace:
         """Chebyshev radius of ``A_y y <= b_y`` (bounds the margin ``ρ`` of :meth:`interior`)."""
         norm = np.linalg.norm(self.A_y, axis=1)
         return chebyshev_center(self.A_y / norm[:, None], self.b_y / norm, what="flux polytope")[1]
-
-    @cached_property
-    def fixed_signs(self) -> np.ndarray:
-        """Per constrained reaction, the sign its flux keeps inside all of A (int8), or 2 where
-        it takes both signs (one LP per end of its range; irreversible reactions need none).
-
-        A flux that cannot change sign inside A never splits a chord, so the samplers split
-        chords at the others only (E. coli core with a metabolome: 37 of 71)."""
-        lb, ub = (
-            self.thermo.network.lb[self.thermo.index],
-            self.thermo.network.ub[self.thermo.index],
-        )
-        out = np.where(ub <= 0.0, -1, 1).astype(np.int8)
-        moving = np.abs(self.F).max(axis=1, initial=0.0) > 1e-12
-        out[~moving] = flux_signs(self.f0)[~moving]
-        for j in np.flatnonzero(moving & (lb < 0.0) & (ub > 0.0)):
-            lo, hi = (self.f0[j] + sign * self._min_along(sign * self.F[j]) for sign in (1, -1))
-            both = lo < -ZERO_FLUX and hi > ZERO_FLUX
-            out[j] = 2 if both else (1 if hi > ZERO_FLUX else (-1 if lo < -ZERO_FLUX else 0))
-        return out
-
-    def _min_along(self, c: np.ndarray) -> float:
-        """``min c·y`` over ``A_y y <= b_y`` (one HiGHS LP)."""
-        res = scipy.optimize.linprog(
-            c, A_ub=self.A_y, b_ub=self.b_y, bounds=(None, None), method="highs"
-        )
-        if res.status != 0:
-            raise SolverError(f"flux-range LP of {self.thermo.network.id!r} failed: {res.message}")
-        return float(res.fun)
 
     def interior(
         self, *, seed: int | None = 0, allow_zero: bool = False, time_limit: float = 60.0
@@ -300,12 +274,7 @@ class FluxSpace:
         keys = jax.random.split(jax.random.key(seed), 1)
         y0 = jnp.zeros((1, self.dim))
         ys = np.asarray(plain_chain(keys, y0, jnp.asarray(self.A_y), jnp.asarray(self.b_y), n))[0]
-        signs = flux_signs(ys @ self.F.T + self.f0)
-        uniq, _ = unique_patterns(signs)
-        eps = np.stack([B.violation(s).eps for s in uniq])
-        q = np.quantile(eps, [0.1, 0.9], axis=0)
-        scale = np.max(np.abs(q), axis=0)
-        return np.where(scale > 1e-9, scale, 1.0)
+        return B.violation_scales(flux_signs(ys @ self.F.T + self.f0))
 
     def dataset(self, ys: np.ndarray, *, stats: dict[str, tuple] | None = None) -> xr.DataTree:
         """Draws ``ys (chain, draw, d)`` as a DataTree with ``posterior.flux``."""
@@ -378,25 +347,6 @@ def chords(
     return theta, lo, hi
 
 
-def direction_factor(ys: np.ndarray) -> np.ndarray:
-    """Cholesky factor ``D`` of the covariance of warm-up draws ``ys (n, d)`` (ridge ``10⁻⁶``
-    of its mean variance), scaled to unit mean variance; the identity if ``n <= 2d``.
-
-    Frozen after warm-up, ``θ ∝ D z`` rounds the *feasible* set, which may be a thin part of A
-    (a measured metabolome leaves few orthant pieces), where A's rounding alone gives chords
-    far longer than the pieces and hit-and-run barely moves.
-    """
-    n, d = ys.shape
-    if n <= 2 * d:
-        return np.eye(d)
-    cov = np.cov(ys, rowvar=False)
-    scale = np.trace(cov) / d
-    if not scale > 0:
-        return np.eye(d)
-    return np.linalg.cholesky(cov / scale + 1e-6 * np.eye(d))
-
-
-@partial(jax.jit, static_argnums=(4,))
 def plain_chain(keys: jax.Array, y: jax.Array, A: jax.Array, b: jax.Array, n: int) -> jax.Array:
     """``n`` uniform hit-and-run points per chain (no thermodynamics), shape ``(c, n, d)``."""
 

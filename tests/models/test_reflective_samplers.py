@@ -22,9 +22,9 @@ from bayesflux import Network
 from bayesflux.errors import ConfigError
 from bayesflux.infer import HitAndRun, HitAndRunSlice, ReflectiveHMC
 from bayesflux.infer import sample as infer_sample
+from bayesflux.infer.reflective_hmc import reflect
 from bayesflux.models import ExpressionLaplace, FluxObservations, FluxPosterior, blocks
 from bayesflux.sampling.polytope import Polytope, chebyshev_center
-from bayesflux.sampling.reflective_hmc import reflect, sample_hmc
 
 P_MIN = 1e-3
 
@@ -97,26 +97,22 @@ def test_reflection_is_the_unfolded_straight_line():
             assert int(n) == crossings
 
 
-@pytest.mark.parametrize("which", ["legacy-hmc", "hmc", "slice", "metropolis"])
+@pytest.mark.parametrize("which", ["hmc", "slice", "metropolis"])
 def test_samplers_match_a_piecewise_linear_density(which):
     """KS test of the x-marginal of ``exp(-4|x - 0.3| - 2y)`` on the triangle, thinned draws:
-    each kernel of bayesflux.infer on a NumPyro model (polytope site plus a factor), and the
-    legacy reflective HMC on the log density."""
+    each kernel of bayesflux.infer on a NumPyro model (polytope site plus a factor)."""
     poly = _triangle()
-    if which == "legacy-hmc":
-        tree = sample_hmc(poly, _log_p, num_chains=4, num_draws=2000, seed=5)
-    else:
 
-        def model():
-            v = blocks.flux_polytope("flux", poly)
-            numpyro.factor("density", _log_p(v))
+    def model():
+        v = blocks.flux_polytope("flux", poly)
+        numpyro.factor("density", _log_p(v))
 
-        kernel = {
-            "hmc": ReflectiveHMC,
-            "slice": HitAndRunSlice,
-            "metropolis": partial(HitAndRun, direction="random"),
-        }[which](model)
-        tree = infer_sample(model, kernel=kernel, num_chains=4, num_draws=2000, seed=5)
+    kernel = {
+        "hmc": ReflectiveHMC,
+        "slice": HitAndRunSlice,
+        "metropolis": partial(HitAndRun, direction="random"),
+    }[which](model)
+    tree = infer_sample(model, kernel=kernel, num_chains=4, num_draws=2000, seed=5)
     x = tree["posterior"]["flux"].sel(reaction="x").values
     ess = float(arviz_stats.ess(x, method="bulk"))
     step = int(np.ceil(x.size / ess))
@@ -219,62 +215,30 @@ def test_sampler_options_are_checked(split, tmp_path):
     with pytest.raises(ConfigError, match="unknown sampling method 'nuts'"):
         post.sample(method="nuts")
     with pytest.raises(ConfigError, match="trajectory_length"):
-        sample_hmc(post.polytope, post.log_density, trajectory_length=0.0)
+        post.sample(method="hmc", trajectory_length=0.0)
     with pytest.raises(ConfigError, match="direction must be 'coordinate' or 'random'"):
         post.sample(method="slice", kernel="diagonal")
 
 
-def test_hmc_sample_stats_have_arviz_names(arviz_reads):
-    """``sample_stats`` of reflective HMC uses ArviZ's names (``n_steps``, ``diverging``,
-    ``step_size``, ``acceptance_rate``, ``lp``); the kept steps are each chain's frozen step
-    jittered by ±20%. A step far too long for a narrow Gaussian (sd 1e-3) diverges (energy error
-    > 1000 or a reflection path cut short), and a divergent trajectory is always rejected."""
+def test_divergent_trajectories_are_flagged_and_rejected():
+    """A step far too long for a narrow Gaussian (sd 1e-3), kept without warm-up, diverges
+    (energy error > 1000 or a reflection path cut short); a divergent trajectory is always
+    rejected."""
     poly = _triangle()
-    tree = sample_hmc(poly, _log_p, num_chains=2, num_draws=100, num_warmup=100, seed=2)
+
+    def model():
+        v = blocks.flux_polytope("flux", poly)
+        numpyro.factor("narrow", -0.5 * jnp.sum((v - 0.3) ** 2) / 1e-6)
+
+    tree = infer_sample(
+        model,
+        kernel=ReflectiveHMC(model, step_size=0.5),
+        num_chains=2,
+        num_draws=30,
+        num_warmup=0,
+        seed=2,
+    )
     stats = tree["sample_stats"]
-    assert set(stats.data_vars) == {
-        "acceptance_rate",
-        "n_steps",
-        "n_reflections",
-        "diverging",
-        "step_size",
-        "lp",
-    }
-    assert stats["diverging"].dtype == bool and not stats["diverging"].any()
-    assert np.all(stats["n_steps"].values >= 1)
-    eps = stats["step_size"].values
-    assert np.all(eps >= 0.8 * tree.attrs["step_size_min"] * (1 - 1e-12))
-    assert np.all(eps <= 1.2 * tree.attrs["step_size_max"] * (1 + 1e-12))
-    arviz_reads(tree)
-
-    def narrow(v):
-        return -0.5 * jnp.sum((v - 0.3) ** 2) / 1e-6
-
-    bad = sample_hmc(poly, narrow, num_chains=2, num_draws=30, num_warmup=0, step_size=0.5, seed=2)[
-        "sample_stats"
-    ]
-    diverging = bad["diverging"].values
-    assert diverging.mean() > 0.5
-    assert np.all(bad["acceptance_rate"].values[diverging] == 0.0)
-
-
-def test_hmc_resumes_from_its_checkpoint(tmp_path):
-    """A run cut after a warm-up window, or after some kept calls, resumes from the files on
-    disk and gives the draws of the uninterrupted run bit for bit; other settings are refused."""
-    opts = dict(num_chains=2, num_draws=400, num_warmup=300, block_size=100, seed=5)
-    full = sample_hmc(_triangle(), _log_p, **opts)
-    whole = full["posterior"]["flux"].values
-    ck = tmp_path / "ck"
-    first = sample_hmc(_triangle(), _log_p, checkpoint=ck, **opts)
-    np.testing.assert_array_equal(first["posterior"]["flux"].values, whole)
-    assert first["sample_stats"].to_dataset().equals(full["sample_stats"].to_dataset())
-    assert len(list(ck.glob("window_*.npz"))) == 3 and len(list(ck.glob("block_*.npz"))) == 4
-    for cut in (["block_000002.npz", "block_000003.npz"], ["window_000002.npz", "block_*.npz"]):
-        for pattern in cut:
-            for path in ck.glob(pattern):
-                path.unlink()
-        again = sample_hmc(_triangle(), _log_p, checkpoint=ck, **opts)
-        np.testing.assert_array_equal(again["posterior"]["flux"].values, whole)
-        assert again["sample_stats"].to_dataset().equals(full["sample_stats"].to_dataset())
-    with pytest.raises(ConfigError, match="different run"):
-        sample_hmc(_triangle(), _log_p, checkpoint=ck, **{**opts, "seed": 6})
+    diverging = stats["diverging"].values
+    assert diverging.dtype == bool and diverging.mean() > 0.5
+    assert np.all(stats["acceptance_rate"].values[diverging] == 0.0)

@@ -110,24 +110,3 @@ def test_stops_for_new_patterns_do_not_change_the_chain(triangle_thermo, monkeyp
     np.testing.assert_array_equal(
         full["posterior"]["flux"].values, empty["posterior"]["flux"].values
     )
-
-
-def test_fixed_signs_hold_at_uniform_points(ecoli_core_space):
-    """Reactions marked as keeping one sign in A keep it at 4000 hit-and-run points of A; the
-    ones marked free are the reversible reactions whose LP range spans zero."""
-    import jax
-
-    from bayesflux.thermo.space import plain_chain
-
-    space = ecoli_core_space
-    fixed = space.fixed_signs
-    keys = jax.random.split(jax.random.key(0), 1)
-    A, b = jnp.asarray(space.A_y), jnp.asarray(space.b_y)
-    ys = np.asarray(plain_chain(keys, jnp.zeros((2, space.dim)), A, b, 2000)).reshape(-1, space.dim)
-    signs = sign_pattern(space.to_fluxes(ys), space.thermo)
-    kept = fixed != 2
-    assert 0 < (~kept).sum() < len(fixed)
-    np.testing.assert_array_equal(
-        signs[:, kept], np.broadcast_to(fixed[kept], signs[:, kept].shape)
-    )
-    assert np.all((signs[:, ~kept] != 0).any(axis=0))
