@@ -393,6 +393,7 @@ class PolytopeKernel(MCMCKernel):
         one = lambda x, key: init_fn(x, key, model_args, kwargs)  # noqa: E731
         return (jax.vmap(one) if prep.batched else one), (prep.x, prep.rng_key)
 
+    @traces_models  # compiling the start traces the model (its density)
     def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         start, inputs = self.starts(rng_key, num_warmup, init_params, model_args, model_kwargs)
         state = jax.jit(start)(*inputs)
