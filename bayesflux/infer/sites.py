@@ -375,12 +375,8 @@ class PolytopeKernel(MCMCKernel):
     def _build(self, prepared: Prepared, num_warmup: int) -> tuple[Callable, Callable]:
         """``(init_fn, transition)`` of one chain."""
 
-    @traces_models
-    def starts(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
-        """``(start, (x, keys))``: the chains' initialisation, not yet compiled (vmapped over
-        the chains when ``rng_key`` holds one key each), and its inputs. (Compiled into the
-        first block of :func:`bayesflux.infer.sample` instead of alone, it took longer to
-        compile than the two apart: 3.5 s against 1.9 + 1.0 s on the bundled example.)"""
+    @traces_models  # tracing the model and compiling the start (its density)
+    def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
         prep = prepare(
             self._model, rng_key, self._init_strategy, init_params, model_args, model_kwargs,
             self.rounding,
@@ -391,12 +387,7 @@ class PolytopeKernel(MCMCKernel):
         init_fn, self._sample_fn = self._build(prep, int(num_warmup))
         kwargs = model_kwargs or {}
         one = lambda x, key: init_fn(x, key, model_args, kwargs)  # noqa: E731
-        return (jax.vmap(one) if prep.batched else one), (prep.x, prep.rng_key)
-
-    @traces_models  # compiling the start traces the model (its density)
-    def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
-        start, inputs = self.starts(rng_key, num_warmup, init_params, model_args, model_kwargs)
-        state = jax.jit(start)(*inputs)
+        state = jax.jit(jax.vmap(one) if prep.batched else one)(prep.x, prep.rng_key)
         if not_jax_tracer(state.potential_energy):  # else traced: under pmap ("parallel")
             check_starts(state.potential_energy)
         return state
