@@ -35,15 +35,15 @@ cores; 8000 kept draws, 4 x 2000, warm-up 1000; MFA fit 19 s on top):
 ==================================  ======  ==========  ============  =============  =========
 sampler                              time s  max R-hat   min bulk ESS  min ESS / s    vs BayFlux
 ==================================  ======  ==========  ============  =============  =========
-layer ReflectiveHMC, trajectory 3.0  275.6   1.0012      2092 (tail    7.6            204x
+layer ReflectiveHMC, trajectory 3.0  245.6   1.0012      2092 (tail    8.5            229x
                                                          2392)
-legacy HMC, trajectory 0.5           83.7    1.0126      431 (tail     4.6            671x
+legacy HMC, trajectory 0.5           79.1    1.0126      431 (tail     4.9            710x
                                                          384)
 ==================================  ======  ==========  ============  =============  =========
 
-Layer / legacy: 1.65x min-ESS per second. Of the layer's 276 s, 34 s are set-up and
-compilation: the 13C potential is compiled three times, by NumPyro's initialisation, the chains'
-start and the sampling loop. The layer's chains start around the fit (a Gaussian draw from its
+Layer / legacy: 1.75x min-ESS per second (2026-12-07; 1.65x in an earlier run, when the 13C
+potential was compiled three times, by NumPyro's initialisation, the chains' start and the
+sampling loop). The layer's chains start around the fit (a Gaussian draw from its
 rounding); started at points spread over the whole polytope, far in the tails of this
 concentrated likelihood, they did not converge (R-hat 1.7-3.3). Earlier 100 000-draw runs of the
 legacy driver: 537.5 s, R-hat 1.0015 (trajectory 0.5). Hit-and-run Metropolis

@@ -2,6 +2,7 @@
 
 * :mod:`~bayesflux.models.posterior` — :class:`FluxPosterior` (joint polytope of fluxes and
   latents, hit-and-run Metropolis, ArviZ DataTree);
+* :mod:`~bayesflux.models.priors` — :class:`Parsimony`, the exponential prior on total flux;
 * :mod:`~bayesflux.models.terms` — likelihood terms: measured fluxes, FALCON's Laplace expression
   likelihood, E-Flux capacities, 13C MIDs with flux-force bounds;
 * :mod:`~bayesflux.models.thermodynamics` — the second law on ``(v, ln c)`` and the metabolome,
@@ -10,7 +11,9 @@
 * :mod:`~bayesflux.models.calibration` — simulation-based calibration of a posterior.
 """
 
+from bayesflux.models.expression_posterior import expression_posterior
 from bayesflux.models.posterior import Coupling, FluxPosterior, Latent, joint_polytope
+from bayesflux.models.priors import Parsimony
 from bayesflux.models.terms import (
     ExpressionCapacity,
     ExpressionLaplace,
@@ -27,7 +30,9 @@ __all__ = [
     "FluxPosterior",
     "Labeling13C",
     "Latent",
+    "Parsimony",
     "Thermodynamics",
+    "expression_posterior",
     "joint_polytope",
     "sample_thermodynamic",
 ]

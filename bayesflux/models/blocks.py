@@ -224,8 +224,9 @@ def hit_and_run_walks(keys, A, b, start, steps: int) -> jax.Array:
     return jax.vmap(walk)(keys)
 
 
-def flux_polytope(name: str, polytope: Polytope) -> jax.Array:
-    """A sample site ``name`` uniform on ``polytope``; returns its value (fluxes in the order of
+def flux_polytope(name: str, polytope: Polytope, *, prior=None) -> jax.Array:
+    """A sample site ``name`` uniform on ``polytope``, times ``prior.log_density`` where given
+    (e.g. :class:`~bayesflux.models.Parsimony`); returns its value (fluxes in the order of
     ``polytope.reactions``, latent coordinates of a joint polytope after them).
 
     Build the polytope once, outside the model (a model is traced many times):
@@ -237,7 +238,8 @@ def flux_polytope(name: str, polytope: Polytope) -> jax.Array:
             f"flux_polytope({name!r}) needs a Polytope (bayesflux.sampling.polytope(network)), "
             f"got {type(polytope).__name__}"
         )
-    return numpyro.sample(name, FluxPolytope(polytope))
+    log_density = None if prior is None else prior.log_density
+    return numpyro.sample(name, FluxPolytope(polytope, log_density=log_density))
 
 
 def eflux_capacity(
@@ -303,25 +305,31 @@ class _MarginalFalcon(dist.Distribution):
     (:meth:`ExpressionLaplace.log_marginal`): one observation of all groups together."""
 
     support = constraints.real_vector
-    pytree_data_fields = ("group_flux",)
+    pytree_data_fields = ("group_flux", "dispersion")
     pytree_aux_fields = ("expression",)
 
-    def __init__(self, group_flux: jax.Array, expression: ExpressionLaplace) -> None:
+    def __init__(
+        self, group_flux: jax.Array, expression: ExpressionLaplace, dispersion=1.0
+    ) -> None:
         self.group_flux = group_flux
         self.expression = expression
-        super().__init__(
-            batch_shape=jnp.shape(group_flux)[:-1], event_shape=jnp.shape(group_flux)[-1:]
-        )
+        self.dispersion = jnp.asarray(dispersion)
+        batch = jnp.broadcast_shapes(jnp.shape(group_flux)[:-1], jnp.shape(dispersion))
+        super().__init__(batch_shape=batch, event_shape=jnp.shape(group_flux)[-1:])
 
     def log_prob(self, value: jax.Array) -> jax.Array:
         e = self.expression
-        one = lambda g, x: e.log_marginal(g, abundance=x) + e.log_normaliser()  # noqa: E731
-        g = jnp.broadcast_to(
-            self.group_flux, jnp.broadcast_shapes(self.group_flux.shape, value.shape)
+
+        def one(g, x, phi):
+            return e.log_marginal(g, abundance=x, sigma=phi * e.sigma) + e.log_normaliser(phi)
+
+        shape = jnp.broadcast_shapes(
+            self.group_flux.shape, value.shape, self.dispersion.shape + (1,)
         )
-        x = jnp.broadcast_to(value, g.shape)
-        flat = jax.vmap(one)(g.reshape(-1, g.shape[-1]), x.reshape(-1, g.shape[-1]))
-        return flat.reshape(g.shape[:-1])
+        g = jnp.broadcast_to(self.group_flux, shape).reshape(-1, shape[-1])
+        x = jnp.broadcast_to(value, shape).reshape(-1, shape[-1])
+        phi = jnp.broadcast_to(self.dispersion, shape[:-1]).reshape(-1)
+        return jax.vmap(one)(g, x, phi).reshape(shape[:-1])
 
     def sample(self, key, sample_shape=()):
         raise ConfigError(
@@ -335,6 +343,7 @@ def expression_falcon(
     expression: ExpressionLaplace,
     *,
     scale: jax.Array | None = None,
+    dispersion: jax.Array | None = None,
     name: str | None = None,
 ) -> None:
     """FALCON's Laplace likelihood of the enzyme abundances (seed 003).
@@ -344,18 +353,22 @@ def expression_falcon(
     the expression data). With a ``scale`` ``k`` (abundance per unit flux, any model variable):
     one observation per group (plate ``{name}_group``), so pointwise log-likelihoods exist. With
     ``scale=None``, ``k`` is integrated out exactly over ``expression.scale_bounds`` (uniform
-    prior) and the groups form one observation.
+    prior) and the groups form one observation. ``dispersion`` ``φ`` (any model variable)
+    scales every ``σ_i`` to ``φ σ_i``.
     """
     name = name or expression.name
     g = expression.group_flux(v)
+    phi = 1.0 if dispersion is None else dispersion
     if scale is None:
-        numpyro.sample(name, _MarginalFalcon(g, expression), obs=expression.abundance)
+        numpyro.sample(name, _MarginalFalcon(g, expression, phi), obs=expression.abundance)
         return
     dim, size = f"{name}_group", expression.abundance.size
     with numpyro.plate(dim, size):
         numpyro.sample(
             name,
-            dist.Laplace(jnp.expand_dims(scale, -1) * g, expression.sigma),
+            dist.Laplace(
+                jnp.expand_dims(scale, -1) * g, jnp.expand_dims(phi, -1) * expression.sigma
+            ),
             obs=expression.abundance,
             infer={"coords": {dim: np.arange(size)}},
         )

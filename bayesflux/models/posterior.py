@@ -35,6 +35,7 @@ from bayesflux.sampling.polytope import (
     LinearConstraint,
     Polytope,
     chebyshev_center,
+    nearest_interior,
     normalise_rows,
     polytope,
 )
@@ -79,6 +80,12 @@ class Coupling:
     latents: Mapping[str, float] = field(default_factory=dict)
     lower: float = -np.inf
     upper: float = np.inf
+
+
+class FluxPrior(Protocol):
+    """A density on the fluxes beside the uniform one: ``log_density(v)`` of ``v (..., n)``."""
+
+    def log_density(self, v: jax.Array) -> jax.Array: ...
 
 
 class Term(Protocol):
@@ -181,6 +188,9 @@ class FluxPosterior:
         Likelihood terms (:mod:`bayesflux.models.terms`).
     constraints
         Extra linear constraints on the fluxes (e.g. a growth floor).
+    flux_prior
+        A density on the fluxes times the uniform one, e.g.
+        :class:`~bayesflux.models.Parsimony` (``log_density(v)``; default none: uniform).
     """
 
     def __init__(
@@ -189,8 +199,10 @@ class FluxPosterior:
         terms: Sequence[Term] = (),
         *,
         constraints: Sequence[LinearConstraint | tuple] = (),
+        flux_prior: FluxPrior | None = None,
     ) -> None:
         self.network = as_network(network)
+        self.flux_prior = flux_prior
         self.terms = tuple(terms)
         term_names = [t.name for t in self.terms]
         if len(set(term_names)) != len(term_names):
@@ -218,16 +230,16 @@ class FluxPosterior:
         return {t.name: t.log_likelihood(v, theta) for t in self.terms}
 
     def _log_density(self, x: jax.Array) -> jax.Array:
-        _, theta = self.split(x)
-        out = sum((lat.log_prior(theta[lat.name]) for lat in self.latents), jnp.zeros(()))
+        out = self._log_prior(x)
         for value in self.term_log_likelihoods(x).values():
             out = out + value
         return out
 
     def _log_prior(self, x: jax.Array) -> jax.Array:
-        """``Σ_k log p(θ_k)`` of the latent coordinates of ``x = (v, θ)``."""
-        _, theta = self.split(x)
-        return sum((lat.log_prior(theta[lat.name]) for lat in self.latents), jnp.zeros(()))
+        """``log p(v) + Σ_k log p(θ_k)`` of ``x = (v, θ)`` (``p(v)`` the flux prior's)."""
+        v, theta = self.split(x)
+        out = sum((lat.log_prior(theta[lat.name]) for lat in self.latents), jnp.zeros(()))
+        return out if self.flux_prior is None else out + self.flux_prior.log_density(v)
 
     def model(self) -> Callable[[], None]:
         """This posterior as a NumPyro model (:mod:`bayesflux.models.blocks`).
@@ -239,12 +251,12 @@ class FluxPosterior:
         """
         n, names, terms = self._n, self.latent_names, self.terms
         poly = self.polytope
-        prior = self._log_prior if self.latents else None
+        prior = self._log_prior if self.latents or self.flux_prior is not None else None
 
         def flux_model() -> None:
             theta: dict[str, jax.Array] = {}
             if not names:
-                v = numpyro.sample("flux", FluxPolytope(poly))
+                v = numpyro.sample("flux", FluxPolytope(poly, log_density=prior))
             else:
                 x = numpyro.sample(JOINT_SITE, FluxPolytope(poly, log_density=prior))
                 v = numpyro.deterministic("flux", x[..., :n])
@@ -257,6 +269,48 @@ class FluxPosterior:
                     observe(v, theta)
 
         return flux_model
+
+    def starts(
+        self, x: np.ndarray, num_chains: int, *, spread: float = 0.1, seed: int = 0
+    ) -> dict[str, jax.Array]:
+        """Chain starts (NumPyro ``init_params``) dispersed around a point ``x = (v, θ)`` of the
+        joint polytope, e.g. the posterior's mode: chain ``c`` starts at
+        ``(1 - s_c) x + s_c u_c``, ``u_c`` an approximate uniform draw of the polytope and
+        ``s_c`` such that the step's size is ``spread`` times ``Σ|x|``. Each start is interior
+        (a convex combination with an interior point), so a mode on a vertex is a valid
+        centre."""
+        from bayesflux.models.blocks import _pseudo_inverse
+
+        poly = self.polytope
+        x = np.asarray(x, dtype=float)
+        if x.shape != (poly.N.shape[0],):
+            raise ConfigError(
+                f"a start needs {poly.N.shape[0]} values (fluxes, then latents "
+                f"{list(self.latent_names)}), got shape {x.shape}"
+            )
+        z = _pseudo_inverse(poly) @ (x - poly.v0)
+        excess = poly.A @ z - poly.b
+        off = np.abs(poly.v0 + poly.N @ z - x)
+        if excess.max() > 1e-6 * (1.0 + np.abs(poly.b).max()) or off.max() > 1e-6 * (
+            1.0 + np.abs(x).max()
+        ):
+            worst = int(np.argmax(off))
+            raise ConfigError(
+                "the start is not in the posterior's polytope (largest steady-state or bound "
+                f"violation {max(excess.max(), off.max()):.3g}; reaction "
+                f"{poly.reactions[worst]!r} is off by {off[worst]:.3g})"
+            )
+        if not spread > 0:
+            raise ConfigError(f"spread must be > 0, got {spread}")
+        keys = jax.random.split(jax.random.key(int(seed)), int(num_chains))
+        far = np.stack([np.asarray(FluxPolytope(poly).sample(k)) for k in keys])
+        u = np.stack([_pseudo_inverse(poly) @ (f - poly.v0) for f in far])
+        z = nearest_interior(poly.A, poly.b, z)  # a solver's vertex may overstep a facet
+        size = np.abs(far - x).sum(axis=1)
+        share = np.minimum(spread * max(np.abs(x).sum(), 1e-12) / np.maximum(size, 1e-300), 1.0)
+        z_starts = (1.0 - share[:, None]) * z + share[:, None] * u
+        site = JOINT_SITE if self.latents else "flux"
+        return {site: jnp.asarray(z_starts)}
 
     def sample(
         self,
@@ -276,6 +330,8 @@ class FluxPosterior:
         block_size: int | None = None,
         progress: bool = False,
         checkpoint: str | Path | None = None,
+        start: np.ndarray | None = None,
+        start_spread: float = 0.1,
     ) -> xr.DataTree:
         """Sample the posterior on the joint polytope: :meth:`model` run by a kernel of
         :mod:`bayesflux.infer` (:func:`bayesflux.infer.sample`).
@@ -300,7 +356,8 @@ class FluxPosterior:
         (``flux`` over ``reaction`` and one variable per latent), ``sample_stats``,
         pointwise ``log_likelihood`` (one variable per observed term), ``observed_data`` and
         ``constant_data``. ``checkpoint`` makes an interrupted run resume without losing
-        finished blocks.
+        finished blocks. ``start`` (a point ``(v, θ)``, e.g. a mode): the chains start
+        dispersed around it (:meth:`starts`, ``start_spread``) instead of over the polytope.
         """
         from bayesflux.infer import HitAndRun, HitAndRunSlice, ReflectiveHMC
         from bayesflux.infer import sample as infer_sample
@@ -338,6 +395,9 @@ class FluxPosterior:
             checkpoint=checkpoint,
             block_size=block_size,
             progress=progress,
+            init_params=None
+            if start is None
+            else self.starts(start, num_chains, spread=start_spread, seed=seed),
             **self.tree_options(),
         )
 
@@ -349,6 +409,7 @@ class FluxPosterior:
             self.network,
             terms=",".join(t.name for t in self.terms) or "none",
             latents=",".join(self.latent_names) or "none",
+            flux_prior=repr(self.flux_prior) if self.flux_prior is not None else "uniform",
         )
         return {"coords": {"reaction": list(self.network.reactions)}, "dims": dims, "attrs": attrs}
 

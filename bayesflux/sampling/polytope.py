@@ -193,6 +193,32 @@ def chebyshev_center(
     return res.x[:d], radius
 
 
+def nearest_interior(
+    A: np.ndarray, b: np.ndarray, z: np.ndarray, *, margin: float = 1e-7
+) -> np.ndarray:
+    """The point nearest ``z`` (L1) with ``A x <= b - margin (1 + |b|)`` (rows of unit norm), by
+    LP in the step ``y = x - z`` (``|y| <= t``, minimise ``Σ t``): makes a solver's vertex,
+    which may overstep facets within its tolerance, a valid chain start."""
+    z = np.asarray(z, dtype=float)
+    slack = b - margin * (1.0 + np.abs(b)) - A @ z
+    if np.all(slack >= 0):
+        return z
+    m, d = A.shape
+    eye = np.eye(d)
+    res = scipy.optimize.linprog(
+        np.concatenate([np.zeros(d), np.ones(d)]),
+        A_ub=np.block([[A, np.zeros((m, d))], [eye, -eye], [-eye, -eye]]),
+        b_ub=np.concatenate([slack, np.zeros(2 * d)]),
+        bounds=[(None, None)] * d + [(0, None)] * d,
+        method="highs-ipm",
+    )
+    if res.status != 0:
+        raise InfeasibleError(
+            f"no point lies {margin:g} inside the polytope near the given one: {res.message}"
+        )
+    return z + res.x[:d]
+
+
 def _constraint_rows(
     network: Network, constraints: Sequence[LinearConstraint | tuple]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

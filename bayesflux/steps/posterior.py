@@ -7,6 +7,9 @@ Every data table is optional; with none the posterior is the uniform prior on th
     fluxes = { EX_glc__D_e = [-10.0, 0.5] }      # measured fluxes: value, sd
     expression = "genes.tsv"                     # gene mean [std] table: FALCON's Laplace term
     expression_model = "laplace"                 # or "capacity" (E-Flux with latent alpha)
+    prior = "uniform"                            # or "parsimony": exp(-sum|v| / tau)
+    start = "mode"                               # laplace + parsimony: around the MILP mode
+    scale_bounds = [1e-2, 1e6]                   # laplace: range of k (default: from data)
     labeling = "model.ftbl"                      # 13C data; its reactions named as the network's
     thermo = "ecoli_core"                        # second law on (v, ln c): feasible-chord sampler
     metabolome = { atp_c = [0.005, 0.2] }        # concentration (M), sd of ln c; needs thermo
@@ -14,6 +17,12 @@ Every data table is optional; with none the posterior is the uniform prior on th
     num_chains = 4
     num_draws = 1000
     checkpoint = "results/posterior_ckpt"        # resume an interrupted run (hmc, metropolis)
+
+``prior = "parsimony"`` (:class:`bayesflux.models.Parsimony`) keeps genome-scale posteriors
+out of the internal cycles that fill a uniform prior's volume; with FALCON's likelihood it builds
+the posterior around its mode (:func:`bayesflux.models.expression_posterior`: ``k``'s range
+derived from the data, chains started dispersed around the mode unless ``start =
+"dispersed"``).
 
 ``sampler = "hmc"`` (default): Hamiltonian Monte Carlo reflecting off the polytope's facets with
 adapted steps and mass matrix (:class:`bayesflux.infer.ReflectiveHMC`); hit-and-run Metropolis
@@ -36,11 +45,14 @@ from bayesflux.models import (
     FluxObservations,
     FluxPosterior,
     Labeling13C,
+    Parsimony,
     Thermodynamics,
+    expression_posterior,
     sample_thermodynamic,
 )
 from bayesflux.network import Network
 from bayesflux.pipeline import register_step
+from bayesflux.sampling.polytope import polytope
 from bayesflux.steps.expression import gene_table
 from bayesflux.steps.sampling import linear_constraints
 from bayesflux.steps.thermo import thermo_model
@@ -82,6 +94,9 @@ def posterior_step(
     thermo: str | None = None,
     metabolome: dict[str, list[float]] | None = None,
     constraints: list[dict] | None = None,
+    prior: str = "uniform",
+    start: str | None = None,
+    scale_bounds: list[float] | None = None,
     sampler: str = "hmc",
     num_chains: int = 4,
     num_draws: int = 1000,
@@ -94,7 +109,14 @@ def posterior_step(
     checkpoint: str | None = None,
     progress: bool = True,
 ) -> xr.DataTree:
+    if prior not in ("uniform", "parsimony"):
+        raise ConfigError(f"posterior: prior must be 'uniform' or 'parsimony', not {prior!r}")
+    if start not in (None, "mode", "dispersed"):
+        raise ConfigError(f"posterior: start must be 'mode' or 'dispersed', not {start!r}")
+    if scale_bounds is not None and len(scale_bounds) != 2:
+        raise ConfigError("posterior: scale_bounds must be [lower, upper]")
     terms = []
+    laplace = None
     if fluxes:
         bad = [r for r, pair in fluxes.items() if len(pair) != 2]
         if bad:
@@ -103,7 +125,7 @@ def posterior_step(
     if expression:
         mean, std = gene_table(expression)
         if expression_model == "laplace":
-            terms.append(ExpressionLaplace(network, mean, std))
+            laplace = (mean, std)
         elif expression_model == "capacity":
             terms.append(ExpressionCapacity(network, mean))
         else:
@@ -127,7 +149,24 @@ def posterior_step(
             metabolome={m: (float(c), float(sd)) for m, (c, sd) in (metabolome or {}).items()},
         )
         terms.append(second_law)
-    posterior = FluxPosterior(network, terms, constraints=linear_constraints(constraints))
+    linear = linear_constraints(constraints)
+    mode = None
+    if laplace is not None and prior == "parsimony" and scale_bounds is None:
+        posterior, mode = expression_posterior(network, *laplace, terms=terms, constraints=linear)
+    else:
+        if laplace is not None:
+            bounds = None if scale_bounds is None else tuple(map(float, scale_bounds))
+            terms.insert(0, ExpressionLaplace(network, *laplace, scale_bounds=bounds))
+        flux_prior = None
+        if prior == "parsimony":
+            flux_prior = Parsimony.for_polytope(polytope(network, constraints=linear))
+        posterior = FluxPosterior(network, terms, constraints=linear, flux_prior=flux_prior)
+    if start == "mode" and mode is None:
+        raise ConfigError(
+            "posterior: start = 'mode' needs the laplace expression model with prior = "
+            "'parsimony' and no scale_bounds (the mode sets k's range)"
+        )
+    first = mode["start"].values if mode is not None and start != "dispersed" else None
     if second_law is not None:  # exact feasible-chord hit-and-run on (v, ln c)
         return sample_thermodynamic(
             posterior,
@@ -156,4 +195,5 @@ def posterior_step(
         block_size=block_size,
         checkpoint=None if checkpoint is None else Path(checkpoint),
         progress=progress,
+        start=first,
     )

@@ -17,6 +17,8 @@ from bayesflux.models import (
     FluxObservations,
     FluxPosterior,
     Latent,
+    Parsimony,
+    expression_posterior,
     joint_polytope,
 )
 
@@ -205,3 +207,92 @@ def test_arviz_reads_the_datatree_as_returned(method, arviz_reads):
         axis=-1,
     )
     arviz_reads(post.to_datatree(x))
+
+
+def test_parsimony_prior_matches_closed_form(fork):
+    """Under ``exp(-Σ|v|/τ)`` on the fork, ``Σ|v| = 3u`` (EX_A, R1 + R2, EX_B), so with ``τ = 3``
+    the uptake has density ``∝ u e^-u`` on [0, 10] (the triangle's width times the prior) and
+    R1 given u is uniform on [0, u]."""
+    post = FluxPosterior(fork, [], flux_prior=Parsimony(3.0))
+    tree = post.sample(num_chains=4, num_draws=2000, seed=5)
+    flux = tree["posterior"]["flux"]
+    u = -flux.sel(reaction="EX_A").values
+    norm = scipy.integrate.quad(lambda x: x * np.exp(-x), 0, 10)[0]
+    mean_u = scipy.integrate.quad(lambda x: x * x * np.exp(-x), 0, 10)[0] / norm
+    _mcse_check(u, mean_u)
+    _mcse_check(flux.sel(reaction="R1").values, mean_u / 2)
+    assert tree.attrs["flux_prior"] == "Parsimony(scale=3)"
+
+
+def test_parsimony_needs_a_positive_scale():
+    with pytest.raises(ConfigError, match="scale"):
+        Parsimony(0.0)
+    with pytest.raises(ConfigError, match="weights"):
+        Parsimony(1.0, weights=np.array([1.0, -1.0]))
+
+
+def test_expression_posterior_mode_is_falcon_or_better(textbook, falcon_case):
+    """The mode: objective <= FALCON's (a heuristic), k strictly inside its data-derived prior
+    range, a steady state within the bounds (ATP maintenance forces flux, so the parsimony
+    prior's scale is clamped where the bounds end)."""
+    expression, std, result = falcon_case
+    posterior, mode = expression_posterior(textbook, expression, std)
+    assert mode.attrs["objective"] <= float(result["objective"][0]) + 1e-6
+    low, high = mode.attrs["scale_bounds"]
+    assert low * 100 < mode.attrs["k"] < high / 100
+    v = mode["flux"].values
+    assert np.abs(textbook.S @ v).max() < 1e-8
+    assert np.all(v >= textbook.lb - 1e-9) and np.all(v <= textbook.ub + 1e-9)
+    assert isinstance(posterior.flux_prior, Parsimony)
+    starts = posterior.starts(mode["start"].values, 3, seed=2)["_flux_and_latents"]
+    poly = posterior.polytope
+    assert np.all(starts @ poly.A.T < poly.b)  # strictly inside: valid chain starts
+    assert len({tuple(np.round(z, 9)) for z in np.asarray(starts)}) == 3
+    with pytest.raises(ConfigError, match="not in the posterior's polytope"):
+        posterior.starts(mode["start"].values + 1.0, 2)
+
+
+def test_least_total_flux_matches_an_lp_on_the_network(textbook, fork):
+    """``min Σ|v|`` over the reduced polytope equals cvxpy's on ``S v = 0, lb <= v <= ub``
+    (E. coli core: ATP maintenance forces flux); a network whose polytope holds v = 0 gives 0,
+    and the default parsimony scale is then the median reach over the dimension."""
+    import cvxpy as cp
+
+    from bayesflux.models.priors import least_total_flux
+    from bayesflux.sampling import polytope
+
+    v = cp.Variable(textbook.n_reactions)
+    problem = cp.Problem(
+        cp.Minimize(cp.norm1(v)), [textbook.S @ v == 0, v >= textbook.lb, v <= textbook.ub]
+    )
+    problem.solve(solver=cp.HIGHS)
+    poly = polytope(textbook)
+    np.testing.assert_allclose(least_total_flux(poly), problem.value, rtol=1e-7)
+    assert Parsimony.for_polytope(poly).scale == pytest.approx(problem.value / poly.dim)
+    small = polytope(fork)
+    assert least_total_flux(small) == 0.0
+    assert Parsimony.for_polytope(small).scale == pytest.approx(10.0 / small.dim)
+
+
+def test_expression_dispersion_scales_every_sigma(textbook, falcon_case):
+    """With the dispersion ``φ`` latent, the likelihood is that of ``Laplace(k g_i, φ σ_i)``
+    (scipy), and with ``k`` integrated out it is the quadrature of that over ``k``'s range."""
+    expression, std, result = falcon_case
+    v = result["flux"].values
+    fixed = ExpressionLaplace(textbook, expression, std, marginalize=False, dispersion=(0.1, 10))
+    assert [lat.name for lat in fixed.latents] == ["expression_k", "expression_dispersion"]
+    k, phi = fixed.best_scale(v), 2.5
+    g = np.abs(v) @ fixed.members.T
+    ll = float(fixed.log_likelihood(v, {"expression_k": k, "expression_dispersion": phi}))
+    expected = scipy.stats.laplace.logpdf(fixed.abundance, k * g, phi * fixed.sigma).sum()
+    np.testing.assert_allclose(ll, expected, rtol=1e-10)
+    term = ExpressionLaplace(textbook, expression, std, dispersion=(0.1, 10))
+    a, b = term.scale_bounds
+    peak = scipy.stats.laplace.logpdf(term.abundance, k * g, phi * term.sigma).sum()
+    f = lambda x: np.exp(  # noqa: E731
+        scipy.stats.laplace.logpdf(term.abundance, x * g, phi * term.sigma).sum() - peak
+    )
+    breaks = np.sort([r for r in term.abundance[g > 0] / g[g > 0] if a < r < b])
+    integral = scipy.integrate.quad(f, a, b, points=breaks, limit=500)[0]
+    marginal = float(term.log_likelihood(v, {"expression_dispersion": phi}))
+    np.testing.assert_allclose(marginal, np.log(integral) + peak - np.log(b - a), rtol=1e-9)

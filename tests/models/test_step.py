@@ -61,6 +61,32 @@ def test_posterior_step_bad_options(tmp_path):
         run_config(config, echo=lambda _: None)
 
 
+def test_posterior_step_parsimony_starts_at_the_expression_mode(tmp_path):
+    """``prior = "parsimony"`` with FALCON's likelihood: the posterior is built around its mode
+    (k's range from the data, in the tree's provenance), chains start there; the options are
+    checked before any work."""
+    genes = Path(__file__).parents[2] / "examples" / "ecoli_core_genes.tsv"
+    head = '[model]\nsource = "textbook"\n[[step]]\nkind = "posterior"\nprogress = false\n'
+    config = tmp_path / "pars.toml"
+    config.write_text(
+        head + f'expression = "{genes}"\nprior = "parsimony"\nnum_chains = 2\n'
+        "num_draws = 200\nseed = 2\n"
+    )
+    node = run_config(config, echo=lambda _: None)["flux_posterior"]
+    assert node.attrs["flux_prior"].startswith("Parsimony(scale=")
+    flux = node["posterior"]["flux"]
+    atpm = flux.sel(reaction="ATPM").values
+    assert atpm.min() >= 8.39 - 1e-6  # the forced maintenance flux bounds the scale
+    for option, message in (
+        ('prior = "loopless"', "prior must be 'uniform' or 'parsimony'"),
+        ('start = "mode"', "start = 'mode' needs the laplace expression model"),
+        ("scale_bounds = [1.0]", r"scale_bounds must be \[lower, upper\]"),
+    ):
+        config.write_text(head + "fluxes = { PGI = [2.0, 0.5] }\n" + option + "\n")
+        with pytest.raises(ConfigError, match=message):
+            run_config(config, echo=lambda _: None)
+
+
 @pytest.mark.parametrize(
     ("sampler", "options", "n_blocks", "files"),
     [

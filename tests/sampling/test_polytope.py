@@ -104,3 +104,18 @@ def test_halfspaces():
         Polytope.from_halfspaces([[1, 0], [-1, 0], [0, 1], [0, -1]], [1, -2, 1, 1])
     with pytest.raises(NetworkError):
         Polytope.from_halfspaces([[1, np.nan]], [1])
+
+
+def test_nearest_interior_moves_a_point_just_inside():
+    """The unit square: a point overstepping x <= 1 by 1e-6 comes back to x = 1 - margin (the
+    nearest such point in L1: y unchanged), an interior point stays, an empty one is an error."""
+    from bayesflux.sampling.polytope import nearest_interior
+
+    A = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    b = np.array([1.0, 0.0, 1.0, 0.0])
+    z = nearest_interior(A, b, np.array([1.0 + 1e-6, 0.5]), margin=1e-7)
+    np.testing.assert_allclose(z, [1.0 - 2e-7, 0.5], atol=1e-12)
+    inside = np.array([0.3, 0.4])
+    np.testing.assert_array_equal(nearest_interior(A, b, inside), inside)
+    with pytest.raises(InfeasibleError, match="inside the polytope"):
+        nearest_interior(A, np.array([-1.0, 0.0, 1.0, 0.0]), inside)
