@@ -159,6 +159,7 @@ class ExpressionLaplace:
         self.sigma = np.maximum(s, positive.min()) if positive.size else np.ones_like(e)
         self.abundance = e
         self.members = members.astype(float)  # groups x reactions
+        self._member_of = np.nonzero(members)  # (group, reaction) pairs: a sparse sum per group
         self.name = name
         self.scale_name = f"{name}_k"
         if scale_bounds is None:
@@ -179,7 +180,9 @@ class ExpressionLaplace:
 
     def group_flux(self, v: jax.Array) -> jax.Array:
         """``g_i(v) = Σ_{j∈R_i} |v_j|`` per group."""
-        return jnp.abs(v) @ self.members.T
+        groups, reactions = self._member_of
+        flux = jnp.abs(v)[..., reactions]
+        return jnp.zeros(flux.shape[:-1] + (self.sigma.size,), flux.dtype).at[..., groups].add(flux)
 
     def log_normaliser(self, dispersion=1.0) -> jax.Array:
         """``-Σ_i log(2 φ σ_i)``: the Laplace densities' constant."""
