@@ -7,9 +7,8 @@ One transition is ``moves`` hit-and-run moves (default: the dimension of ``x``, 
 lines of the rounded coordinates ``x = x0 + S y`` (Smith 1984; seed 002): random directions or
 coordinate axes of ``y``. ``S Sᵀ`` starts as the polytopes' Expectation-Propagation covariance
 and, where the model has a density, is adapted in warm-up to the posterior's covariance by
-Welford windows of Stan's schedule (:mod:`bayesflux.infer.adaptation`), so lines run along the
-posterior's ridges. The rounding is frozen after warm-up: kept draws come from one fixed,
-exact kernel.
+NumPyro's Welford windows (Stan's schedule), so lines run along the posterior's ridges. The
+rounding is frozen after warm-up: kept draws come from one fixed, exact kernel.
 
 * :class:`HitAndRun` — a uniform point of the chord (exact for the uniform prior; hit-and-run
   Metropolis with a density), or a Gaussian step along the line (``step_size``; adapted per axis
@@ -37,10 +36,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.infer.hmc_util import HMCAdaptState
+from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
 
 from bayesflux.errors import ConfigError
-from bayesflux.infer.adaptation import warmup_adapter
 from bayesflux.infer.reflective_hmc import reflect
 from bayesflux.infer.sites import PolytopeKernel, Prepared, init_to_polytope
 from bayesflux.sampling import hit_and_run, slice
@@ -153,12 +151,18 @@ class _ChordKernel(PolytopeKernel):
         S0 = np.linalg.cholesky(geom.inverse_mass)
         AS0 = jnp.asarray(geom.A @ S0)
         adapt_init, adapt_update = warmup_adapter(
-            num_warmup, adapt_step_size=False, adapt_mass_matrix=adapt_rounding
+            num_warmup, adapt_step_size=False, adapt_mass_matrix=adapt_rounding, dense_mass=True
         )
         zero_moves = jnp.zeros((), int)
 
         def init_fn(x, key, args, kwargs):
-            adapt = adapt_init(x, jnp.ones((), x.dtype), jnp.asarray(geom.inverse_mass))
+            key, key_adapt = jax.random.split(key)
+            adapt = adapt_init(
+                (x,),
+                key_adapt,
+                jnp.ones((), x.dtype),
+                inverse_mass_matrix=jnp.asarray(geom.inverse_mass),
+            )
             step = self._initial_step(size)
             one = jnp.ones((), x.dtype)
             return ChordState(
@@ -190,7 +194,7 @@ class _ChordKernel(PolytopeKernel):
             if adapt_rounding:
                 adapt = jax.lax.cond(
                     state.i < num_warmup,
-                    lambda a: adapt_update(state.i, out.accept_prob, x, a),
+                    lambda a: adapt_update(state.i, out.accept_prob, (x,), a),
                     lambda a: a,
                     adapt,
                 )

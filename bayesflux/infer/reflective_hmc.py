@@ -10,11 +10,11 @@ dynamics", 5.1; Afshar and Domke 2015). Reflection preserves volume and ``|p|``,
 Metropolis test on ``H = U(x) + |p|²/2`` leaves the posterior restricted to the polytopes exact.
 Integration times are random, ``τ ~ U(0, 2 T)``, and steps jittered by ±20 % (Neal 2011, 5.4.1).
 
-Warm-up is Stan's windowed adaptation (:mod:`bayesflux.infer.adaptation`): dual averaging of the
-step size (Hoffman and Gelman 2014) and a dense mass matrix from Welford covariances of the
-windows of Stan's schedule, shrunk toward their diagonals so that any units work, starting from
-the Expectation-Propagation covariance of each polytope (seed 002) and identity elsewhere. Each
-chain adapts alone, so the kernel runs under every ``chain_method``.
+Warm-up uses NumPyro's own adaptation (``numpyro.infer.hmc_util.warmup_adapter``): dual averaging
+of the step size (Hoffman and Gelman 2014) and a dense mass matrix from Welford covariances of
+the windows of Stan's schedule, starting from the Expectation-Propagation covariance of each
+polytope (seed 002) and identity elsewhere. Each chain adapts alone, so the kernel runs under
+every ``chain_method``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from numpyro.infer.hmc_util import HMCAdaptState
+from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
 
 from bayesflux.errors import ConfigError
-from bayesflux.infer.adaptation import warmup_adapter
 from bayesflux.infer.convert import EXTRA_FIELDS
 from bayesflux.infer.sites import PolytopeKernel, Prepared, init_to_polytope
 from bayesflux.sampling.polytope import Polytope
@@ -160,6 +159,7 @@ class ReflectiveHMC(PolytopeKernel):
         adapt_init, adapt_update = warmup_adapter(
             num_warmup,
             adapt_mass_matrix=self.adapt_mass_matrix,
+            dense_mass=True,
             target_accept_prob=self.target_accept_prob,
         )
         T, max_steps, max_refl = self.trajectory_length, self.max_steps, self.max_reflections
@@ -167,11 +167,14 @@ class ReflectiveHMC(PolytopeKernel):
 
         def init_fn(x, key, args, kwargs):
             value_and_grad = jax.value_and_grad(lambda q: U(q, args, kwargs))
+            key, key_adapt = jax.random.split(key)
             inside = jnp.all(A @ x <= b)
             pe, grad = value_and_grad(x)
             pe = jnp.where(inside, pe, jnp.inf)
             step = jnp.asarray(self.step_size, dtype=x.dtype)  # not weakly typed: one compilation
-            adapt = adapt_init(x, step, jnp.asarray(geom.inverse_mass))
+            adapt = adapt_init(
+                (x,), key_adapt, step, inverse_mass_matrix=jnp.asarray(geom.inverse_mass)
+            )
             zero = jnp.zeros((), int)
             return ReflectiveHMCState(
                 zero, unravel(x), x, pe, grad, pe, zero, zero, jnp.ones(()), jnp.ones(()),
@@ -213,7 +216,7 @@ class ReflectiveHMC(PolytopeKernel):
             g = jnp.where(accept, g, state.z_grad)
             adapt = jax.lax.cond(
                 state.i < num_warmup,
-                lambda a: adapt_update(state.i, prob, x, a),
+                lambda a: adapt_update(state.i, prob, (x,), a),
                 lambda a: a,
                 ad,
             )

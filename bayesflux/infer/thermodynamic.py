@@ -32,11 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import scipy.sparse as sp
-from numpyro.infer.hmc_util import HMCAdaptState
+from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
 
 from bayesflux._highs import highs_model
 from bayesflux.errors import ConfigError
-from bayesflux.infer.adaptation import warmup_adapter
 from bayesflux.infer.hit_and_run import _ChordKernel, _Moves
 from bayesflux.infer.sites import (
     PolytopeKernel,
@@ -568,10 +567,15 @@ class ParallelTempering(PolytopeKernel):
         gaps0 = np.log(np.diff(ladder))
         cap = float(np.log(t_max - 1.0))
         U = prepared.potential
-        adapt_init, adapt_update = warmup_adapter(num_warmup, adapt_step_size=False)
+        adapt_init, adapt_update = warmup_adapter(
+            num_warmup, adapt_step_size=False, adapt_mass_matrix=True, dense_mass=True
+        )
 
         def init_fn(x, key, args, kwargs):
-            adapt = adapt_init(x, jnp.ones((), x.dtype), S0 @ S0.T)
+            key, key_adapt = jax.random.split(key)
+            adapt = adapt_init(
+                (x,), key_adapt, jnp.ones((), x.dtype), inverse_mass_matrix=S0 @ S0.T
+            )
             zero, log_gaps = jnp.zeros((), x.dtype), jnp.asarray(gaps0)
             return TemperingState(
                 jnp.zeros((), int), unravel(x), jnp.tile(x, (K, 1)), jnp.zeros(K, x.dtype),
@@ -628,7 +632,7 @@ class ParallelTempering(PolytopeKernel):
             log_gaps = jnp.where(active & warming, gaps, state.log_gaps)
             adapt = jax.lax.cond(
                 warming,
-                lambda a: adapt_update(state.i, jnp.ones((), x.dtype), x[0], a),
+                lambda a: adapt_update(state.i, jnp.ones((), x.dtype), (x[0],), a),
                 lambda a: a,
                 state.adapt_state,
             )
