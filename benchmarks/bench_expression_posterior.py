@@ -27,7 +27,8 @@ first windows did not explore stay frozen. Shrinking toward the diagonal with we
 (tried, not kept: it cost the 13C benchmark up to 4x in ESS/s) the chains explore further but
 still drift and disagree: ``--chains 2 --warmup 1500 --draws 500`` gave
 ``case=5.21-high-75 r=0.985 covered=2/7 max_rhat=2.845 min_ess_bulk=2 time_s=1461`` (ethanol
-27.5 [27.4, 27.6] against 23.8 measured, glycerol 0.08 [0.05, 0.12] against 3.54). The issue's bar (R-hat < 1.01, bulk ESS >= 400, 6 of 7 covered) is not met.
+27.5 [27.4, 27.6] against 23.8 measured, glycerol 0.08 [0.05, 0.12] against 3.54). The issue's
+bar (R-hat < 1.01, bulk ESS >= 400, 6 of 7 covered) is not met.
 """
 
 from __future__ import annotations
