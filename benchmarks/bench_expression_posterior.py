@@ -18,7 +18,8 @@ Measured (2026-12-07, 2 CPU cores, other work running; ``--cases 5.21-high-75 --
 --warmup 350 --draws 150``): the mode's objective is 3029 against FALCON's 6812 (FALCON is a
 heuristic; the MILP is the global optimum), its k 9.85e4 in the middle of [98.5, 9.85e7], its r
 0.984 (FALCON 0.981; FALCON's 4 runs agree exactly). With NumPyro's warm-up the step size
-collapsed to 3e-7 (its mass-matrix shrinkage ``1e-3 I`` dwarfs posterior variances of 1e-13):
+falls to 1e-8 in the first window and ends at 3e-7 (its mass-matrix shrinkage ``1e-3 I`` dwarfs
+posterior variances of 1e-13):
 ``case=5.21-high-75 r=0.985 covered=1/7 max_rhat=3.023 min_ess_bulk=2 time_s=611``. Applying
 Stan's shrinkage in standard units (each window's ``n/(n+5) C + 1e-3 5/(n+5) diag(C)``: tried,
 not kept, as it broke the two-condition E. coli test's convergence) the step size recovers to
