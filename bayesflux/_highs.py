@@ -1,12 +1,48 @@
-"""One place that loads a linear (or mixed-integer) program into a quiet HiGHS instance."""
+"""One place that loads a linear (or mixed-integer) program into a quiet HiGHS instance.
+
+Importing this module also silences HiGHS's banner for the whole process (see
+:func:`_silence_banner`); every module that solves with HiGHS, directly or through cvxpy, imports
+it first.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import highspy
 import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["highs_model"]
+
+
+def _silence_banner() -> None:
+    """Create the process's first ``Highs`` with file descriptor 1 sent to ``os.devnull``.
+
+    HiGHS prints its version and copyright banner to C ``stdout`` once per process, when the first
+    ``Highs`` object is constructed and before any option (``output_flag``) can be set; cvxpy's
+    HIGHS interface constructs one per solve. Absorbing that first construction keeps every later
+    one, ours and cvxpy's, quiet.
+    """
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (a detached process): nothing to print to
+        highspy.Highs()
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+_silence_banner()
 
 
 def _bounds(values, size: int, fill: float) -> np.ndarray:

@@ -30,6 +30,14 @@ __all__ = ["Network", "IrreversibleSplit", "as_network", "read_sbml", "read_json
 
 _GENE_TOKEN = re.compile(r"[^\s()&|]+")
 _OPERATORS = {"and", "or", "AND", "OR", "And", "Or"}
+_NAMED = 5  # offenders named in one error message
+
+#: Largest magnitude of a stoichiometric or objective coefficient. In double precision one
+#: product ``a * v`` carries a rounding error of about ``|a| |v| 2.2e-16``; at ``|a| = 1e9`` and
+#: unit fluxes that is ``2e-7``, already HiGHS's default primal feasibility tolerance (``1e-7``).
+#: Larger values make LP answers meaningless long before HiGHS's own limits (it treats matrix
+#: entries ``>= 1e15`` and costs ``>= 1e20`` as infinite and then fails).
+MAX_COEFFICIENT = 1e9
 
 
 class IrreversibleSplit(NamedTuple):
@@ -69,6 +77,12 @@ def _duplicates(ids: Sequence[str]) -> list[str]:
 
 def _rule_genes(rule: str) -> list[str]:
     return [t for t in _GENE_TOKEN.findall(rule) if t not in _OPERATORS]
+
+
+def _listing(messages: Sequence[str], total: int) -> str:
+    """The first few of ``total`` per-reaction messages, joined, with a count of the rest."""
+    more = f" (and {total - len(messages)} more reactions)" if total > len(messages) else ""
+    return "; ".join(messages) + more
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,9 +144,19 @@ class Network:
             )
         S.sum_duplicates()
         S.eliminate_zeros()
-        if not np.all(np.isfinite(S.data)):
-            bad = np.flatnonzero(~np.isfinite(S.toarray()).all(axis=0))
-            raise NetworkError(f"non-finite stoichiometry in reaction {rxns[bad[0]]!r}")
+        bad = ~(np.abs(S.data) <= MAX_COEFFICIENT)  # also catches NaN
+        if bad.any():
+            coo, k = S.tocoo(), np.flatnonzero(bad)
+            cols, first = np.unique(coo.col[k], return_index=True)
+            messages = [
+                f"non-finite or too large coefficient {coo.data[k[i]]:g} of metabolite "
+                f"{mets[coo.row[k[i]]]!r} in reaction {rxns[coo.col[k[i]]]!r}"
+                for i in first[:_NAMED]
+            ]
+            raise NetworkError(
+                _listing(messages, cols.size)
+                + f" (stoichiometric coefficients must be finite, |a| <= {MAX_COEFFICIENT:g})"
+            )
         S.data.flags.writeable = False
         set_(self, "S", S)
 
@@ -142,16 +166,37 @@ class Network:
             raise NetworkError(f"reaction(s) with no metabolites: {names}")
 
         lb, ub = self._bounds(self.lb, "lb"), self._bounds(self.ub, "ub")
-        bad = np.flatnonzero(lb > ub)
-        if bad.size:
-            j = bad[0]
-            raise NetworkError(f"reaction {rxns[j]!r} has lb = {lb[j]} > ub = {ub[j]}")
+        for mask, problem in (
+            (lb > ub, "has lb = {lb} > ub = {ub}"),
+            (lb == np.inf, "has lb = +inf: no flux satisfies it"),
+            (ub == -np.inf, "has ub = -inf: no flux satisfies it"),
+        ):
+            if mask.any():
+                bad = np.flatnonzero(mask)
+                messages = [
+                    f"reaction {rxns[j]!r} " + problem.format(lb=lb[j], ub=ub[j])
+                    for j in bad[:_NAMED]
+                ]
+                raise NetworkError(_listing(messages, bad.size))
         set_(self, "lb", lb)
         set_(self, "ub", ub)
 
         obj = np.zeros(n) if self.objective is None else np.asarray(self.objective, float)
-        if obj.shape != (n,) or not np.all(np.isfinite(obj)):
-            raise NetworkError("objective must be a finite vector with one entry per reaction")
+        if obj.shape != (n,):
+            raise NetworkError(
+                f"objective must be a vector with one entry per reaction: shape {obj.shape}, "
+                f"expected ({n},)"
+            )
+        bad = np.flatnonzero(~(np.abs(obj) <= MAX_COEFFICIENT))
+        if bad.size:
+            messages = [
+                f"non-finite or too large objective coefficient {obj[j]:g} of reaction {rxns[j]!r}"
+                for j in bad[:_NAMED]
+            ]
+            raise NetworkError(
+                _listing(messages, bad.size)
+                + f" (objective coefficients must be finite, |c| <= {MAX_COEFFICIENT:g})"
+            )
         set_(self, "objective", _readonly(obj))
 
         gpr = (
@@ -432,44 +477,108 @@ class Network:
 
 
 # ---------------------------------------------------------------------- readers
-def _read_with_cobra(path: str | Path, reader: str) -> Network:
+def _read_with_cobra(path: str | Path, reader: str, source: Any = None) -> Network:
+    """``cobra.io.<reader>(source or path)`` as a :class:`Network`, errors naming ``path``."""
     import cobra.io
 
     path = Path(path)
     if not path.is_file():
         raise ModelReadError(f"model file not found: {path}")
     try:
-        model = getattr(cobra.io, reader)(str(path))
+        model = getattr(cobra.io, reader)(str(path) if source is None else source)
     except Exception as exc:  # cobra raises many types; report them as one, naming the file
-        raise ModelReadError(f"could not read {path}: {type(exc).__name__}: {exc}") from exc
-    return Network.from_cobra(model)
+        causes = [_sbml_errors(path)] if reader == "read_sbml_model" else []
+        inner = exc.__cause__  # cobra's generic SBML error wraps the real one, e.g. a KeyError
+        if inner is not None or not any(causes):
+            inner = inner or exc
+            causes.append(f"cobra: {type(inner).__name__}: {inner}")
+        raise ModelReadError(f"could not read {path}: {'; '.join(filter(None, causes))}") from exc
+    try:
+        return Network.from_cobra(model)
+    except NetworkError as exc:
+        raise NetworkError(f"{path}: {exc}") from exc
+
+
+def _sbml_errors(path: Path, limit: int = 3) -> str:
+    """libsbml's own errors on reading ``path`` (the first ``limit``, with line numbers)."""
+    import libsbml
+
+    doc = libsbml.readSBMLFromFile(str(path))
+    errors = [
+        doc.getError(i)
+        for i in range(doc.getNumErrors())
+        if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR
+    ]
+    text = "; ".join(
+        f"line {e.getLine()}: {' '.join(e.getMessage().split())}" for e in errors[:limit]
+    )
+    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
+    return f"libsbml reports {text}{more}" if errors else ""
 
 
 def read_sbml(path: str | Path) -> Network:
-    """Read an SBML model (``.xml``, ``.sbml``, optionally gzipped) through cobra."""
+    """Read an SBML model (``.xml``, ``.sbml``, optionally gzipped) through cobra.
+
+    A file cobra cannot read raises :class:`ModelReadError` with libsbml's first errors (line
+    and message), or cobra's underlying error where libsbml finds none.
+    """
     return _read_with_cobra(path, "read_sbml_model")
 
 
 def read_json(path: str | Path) -> Network:
-    """Read a cobra JSON model; unknown metabolites in reactions are reported by name."""
+    """Read a cobra JSON model (UTF-8, as JSON requires, whatever the locale); unknown
+    metabolites in reactions are reported by name."""
     import json
 
     path = Path(path)
-    if path.is_file():
+    if not path.is_file():
+        raise ModelReadError(f"model file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelReadError(f"could not read {path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or "reactions" not in data:
+        raise ModelReadError(f"could not read {path}: no 'reactions' list")
+    known = {m.get("id") for m in data.get("metabolites", [])}
+    for rxn in data["reactions"]:
+        for met in rxn.get("metabolites", {}):
+            if met not in known:
+                raise NetworkError(
+                    f"{path}: reaction {rxn.get('id')!r} uses unknown metabolite {met!r}"
+                )
+    import logging
+    import warnings
+
+    gene_log = logging.getLogger("cobra.core.gene")
+    level = gene_log.level
+    gene_log.setLevel(logging.CRITICAL)  # its ast parser's complaints: the rules are ours
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Malformed gene_reaction_rule", SyntaxWarning)
+            network = _read_with_cobra(path, "model_from_dict", data)
+    finally:
+        gene_log.setLevel(level)
+    return _json_rules(network, data, path)
+
+
+def _json_rules(network: Network, data: dict, path: Path) -> Network:
+    """The GPR rules exactly as the JSON file writes them: cobra parses rules as Python
+    expressions, so it empties a rule with a gene like ``g€1`` and folds ``ｇ１`` to ``g1``."""
+    from dataclasses import replace
+
+    from bayesflux.expression import gpr
+
+    rules = tuple(str(r.get("gene_reaction_rule") or "") for r in data["reactions"])
+    if rules == network.gpr:
+        return network
+    for rxn, rule in zip(network.reactions, rules, strict=True):
         try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelReadError(f"could not read {path}: not valid JSON ({exc})") from exc
-        if not isinstance(data, dict) or "reactions" not in data:
-            raise ModelReadError(f"could not read {path}: no 'reactions' list")
-        known = {m.get("id") for m in data.get("metabolites", [])}
-        for rxn in data["reactions"]:
-            for met in rxn.get("metabolites", {}):
-                if met not in known:
-                    raise NetworkError(
-                        f"{path}: reaction {rxn.get('id')!r} uses unknown metabolite {met!r}"
-                    )
-    return _read_with_cobra(path, "load_json_model")
+            gpr.parse(rule, reaction=rxn)
+        except NetworkError as exc:
+            raise NetworkError(f"{path}: {exc}") from exc
+    named = dict.fromkeys(g for rule in rules for g in _rule_genes(rule))
+    listed = [str(g.get("id")) for g in data.get("genes", []) if isinstance(g, dict)]
+    return replace(network, gpr=rules, genes=tuple(dict.fromkeys([*listed, *named])))
 
 
 def as_network(model: Network | cobra.Model | str | Path) -> Network:

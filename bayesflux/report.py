@@ -177,6 +177,8 @@ def flux_summary(
     flux = _flux(tree)
     ci = _ci(flux, prob, kind)
     name = f"{kind}{int(prob * 100)}"  # az.summary's column names
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant draws: R-hat NaN, by design
+        r_hat = arviz_stats.rhat(flux)
     out = xr.Dataset(
         {
             "mean": flux.mean(_SAMPLE_DIMS),
@@ -184,7 +186,7 @@ def flux_summary(
             "median": flux.median(_SAMPLE_DIMS),
             f"{name}_lb": ci.sel(ci_bound="lower", drop=True),
             f"{name}_ub": ci.sel(ci_bound="upper", drop=True),
-            "r_hat": arviz_stats.rhat(flux),
+            "r_hat": r_hat,
             "ess_bulk": arviz_stats.ess(flux, method="bulk"),
             "ess_tail": arviz_stats.ess(flux, method="tail"),
         },

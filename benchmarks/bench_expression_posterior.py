@@ -86,6 +86,7 @@ def main() -> None:
             num_warmup=args.warmup,
             seed=args.seed,
             start=mode["start"].values,
+            scale=mode["scale"].values,
             progress=args.verbose,
         )
         seconds = time.perf_counter() - start
@@ -105,6 +106,18 @@ def main() -> None:
             f"[{lo_k:.3g}, {hi_k:.3g}], mode r "
             f"{np.corrcoef(mode_ex, measured)[0, 1]:.3f}, FALCON r {ref_r:.3f}"
         )
+        post = tree["posterior"]
+        for name in posterior.latent_names:
+            q = np.quantile(post[name].values, [0.03, 0.5, 0.97])
+            print(
+                f"  {name}: mode {float(mode['start'].sel(coordinate=name)):.3g}, posterior "
+                f"median {q[1]:.3g} [{q[0]:.3g}, {q[2]:.3g}]"
+            )
+        if "step_size" in tree["sample_stats"]:
+            print(
+                f"  step size {float(tree['sample_stats']['step_size'].mean()):.3g}, "
+                f"steps {float(tree['sample_stats']['n_steps'].mean()):.0f}"
+            )
         print(f"  {'exchange':8} {'measured':>9} {'mean':>9} {'94% interval':>21} {'FALCON sd':>9}")
         for j, rxn in enumerate(EXCHANGES):
             print(

@@ -80,6 +80,7 @@ def test_notebook_is_built_from_its_builder(builder):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_notebook_runs(path, kernel_name, request):
     if path.name in NEEDS_SHARED_DATA:

@@ -20,8 +20,9 @@ from typing import Literal
 import numpy as np
 import scipy.io
 import scipy.sparse as sp
+from scipy.io.matlab import MatReadError
 
-from bayesflux.errors import ModelReadError
+from bayesflux.errors import ModelReadError, NetworkError
 from bayesflux.network import Network, read_sbml
 
 __all__ = [
@@ -116,15 +117,28 @@ def _strings(values: np.ndarray) -> list[str]:
 _X_REF = re.compile(r"x\((\d+)\)")
 
 
-def _rules_to_gpr(rules: list[str], genes: list[str]) -> list[str]:
-    """COBRA ``rules`` (``x(3) & (x(5) | x(7))``) to gene rules (``G3 and (G5 or G7)``)."""
+def _rules_to_gpr(
+    rules: list[str], genes: list[str], reactions: list[str], path: Path
+) -> list[str]:
+    """COBRA ``rules`` (``x(3) & (x(5) | x(7))``) to gene rules (``G3 and (G5 or G7)``).
 
-    def gene(match: re.Match) -> str:
-        return genes[int(match.group(1)) - 1]
-
-    return [
-        _X_REF.sub(gene, r).replace("&", " and ").replace("|", " or ") if r else "" for r in rules
-    ]
+    ``x(i)`` is 1-based; an index outside ``1..len(genes)`` raises :class:`ModelReadError`
+    naming the reaction and the rule.
+    """
+    if len(rules) != len(reactions):
+        raise ModelReadError(f"{path}: {len(rules)} rules for {len(reactions)} reactions")
+    out = []
+    for reaction, rule in zip(reactions, rules):
+        refs = [int(i) for i in _X_REF.findall(rule)]
+        bad = [i for i in refs if not 1 <= i <= len(genes)]
+        if bad:
+            raise ModelReadError(
+                f"{path}: reaction {reaction!r}: rule {rule!r} refers to gene x({bad[0]}), "
+                f"but the model's genes are x(1) to x({len(genes)})"
+            )
+        text = _X_REF.sub(lambda m: genes[int(m.group(1)) - 1], rule)
+        out.append(text.replace("&", " and ").replace("|", " or "))
+    return out
 
 
 def read_cobra_mat(path: str | Path, *, variable: str | None = None) -> Network:
@@ -135,9 +149,11 @@ def read_cobra_mat(path: str | Path, *, variable: str | None = None) -> Network:
     ``grRules`` or, failing that, from ``rules`` (``x(i)`` references into ``genes``).
     """
     path = Path(path)
+    if not path.is_file():
+        raise ModelReadError(f"model file not found: {path}")
     try:
         data = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, MatReadError) as exc:  # MatReadError: e.g. an empty file
         raise ModelReadError(f"could not read {path}: {exc}") from exc
     names = [k for k in data if not k.startswith("__")] if variable is None else [variable]
     if len(names) != 1 or names[0] not in data:
@@ -147,11 +163,21 @@ def read_cobra_mat(path: str | Path, *, variable: str | None = None) -> Network:
     missing = {"S", "rxns", "mets", "lb", "ub"} - fields
     if missing:
         raise ModelReadError(f"{path}: COBRA struct lacks field(s) {sorted(missing)}")
+    try:
+        return _from_struct(m, fields, path)
+    except NetworkError as exc:
+        raise NetworkError(f"{path}: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # e.g. text where numbers belong
+        raise ModelReadError(f"{path}: malformed COBRA struct: {exc}") from exc
+
+
+def _from_struct(m: scipy.io.matlab.mat_struct, fields: set[str], path: Path) -> Network:
+    """The :class:`Network` of a loaded COBRA struct ``m`` with fields ``fields``."""
     genes = _strings(m.genes) if "genes" in fields else []
     if "grRules" in fields:
         gpr = _strings(m.grRules)
     elif "rules" in fields:
-        gpr = _rules_to_gpr(_strings(m.rules), genes)
+        gpr = _rules_to_gpr(_strings(m.rules), genes, _strings(m.rxns), path)
     else:
         gpr = None
     mets = _strings(m.mets)

@@ -44,7 +44,7 @@ def reaction_groups(network) -> xr.DataArray:
         tree = parse(rule, reaction=r)
         if tree is None:
             continue
-        canonical[j] = cnf_to_string(to_cnf(tree))
+        canonical[j] = cnf_to_string(to_cnf(tree, reaction=r))
         group[j] = keys.setdefault(canonical[j], len(keys))
     return xr.DataArray(
         group,

@@ -220,5 +220,5 @@ def diagnostics(tree: xr.DataTree, *, var_names: list[str] | None = None) -> xr.
         for method in ("bulk", "tail"):
             ess = arviz_stats.ess(moving, method=method)
             out[f"{name}_min_ess_{method}"] = float(np.nanmin(np.asarray(ess)))
-    log.info("diagnostics: %s", ", ".join(f"{k}={v:.4g}" for k, v in out.items()))
+    log.debug("diagnostics: %s", ", ".join(f"{k}={v:.4g}" for k, v in out.items()))
     return xr.Dataset({k: ((), v) for k, v in out.items()})

@@ -287,7 +287,7 @@ def _check_convergence(tree: xr.DataTree) -> None:
         ),
     }
     tree.attrs.update(worst)
-    log.info(
+    log.debug(
         "max R-hat %.4f, min bulk ESS %.0f, min tail ESS %.0f",
         worst["max_rhat"], worst["min_ess_bulk"], worst["min_ess_tail"],
     )  # fmt: skip

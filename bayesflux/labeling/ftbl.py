@@ -12,6 +12,7 @@ inequalities on more than one flux.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +55,26 @@ class FTBLModel:
         )
 
 
+def _number(text: str, where: str, what: str, *, positive: bool = False) -> float:
+    """``float(text)``, finite (and ``> 0`` if ``positive``), or a :class:`ModelReadError`
+    at ``where`` (``file:line``) naming ``what``."""
+    if not text.strip():
+        raise ModelReadError(f"{where}: missing {what}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ModelReadError(f"{where}: {what} {text.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ModelReadError(f"{where}: {what} is {text.strip()!r}, not a finite number")
+    if positive and value <= 0:
+        raise ModelReadError(f"{where}: {what} must be > 0, not {text.strip()}")
+    return value
+
+
 def _linear(text: str, where: str) -> dict[str, float]:
     text = text.replace(" ", "")
+    if not text:
+        raise ModelReadError(f"{where}: missing formula")
     out: dict[str, float] = {}
     pos = 0
     while pos < len(text):
@@ -63,7 +82,8 @@ def _linear(text: str, where: str) -> dict[str, float]:
         if m is None or m.end() == pos:
             raise ModelReadError(f"{where}: cannot parse linear formula {text!r}")
         sign, coef, name = m.groups()
-        out[name] = out.get(name, 0.0) + (-1.0 if sign == "-" else 1.0) * float(coef or 1.0)
+        c = 1.0 if coef is None else _number(coef, where, f"coefficient of {name!r}")
+        out[name] = out.get(name, 0.0) + (-c if sign == "-" else c)
         pos = m.end()
     return out
 
@@ -105,6 +125,34 @@ def _subsections(rows, path) -> dict[str, list[tuple[int, list[str]]]]:
     return {k: v[1:] for k, v in out.items()}
 
 
+def _flux_spec(
+    rows: list[tuple[int, list[str]]], reactions: dict, path: Path, kind: str
+) -> dict[str, tuple[str, float | None, int]]:
+    """``{reaction: (FCD, value or None, line)}`` of a ``NET`` or ``XCH`` flux table.
+
+    ``C`` (constrained) needs a value, ``F`` (free) may give a starting value, ``D``
+    (dependent) gives none that is used.
+    """
+    out: dict[str, tuple[str, float | None, int]] = {}
+    for no, c in rows:
+        where = f"{path}:{no}"
+        name, fcd, text = c[0], c[1].upper(), c[2]
+        if name not in reactions:
+            raise ModelReadError(f"{where}: {kind} flux of unknown reaction {name!r}")
+        if name in out:
+            raise ModelReadError(
+                f"{where}: {kind} flux of {name!r} already given on line {out[name][2]}"
+            )
+        if fcd not in ("F", "C", "D"):
+            raise ModelReadError(
+                f"{where}: {kind} flux of {name!r}: FCD must be F, C or D, not {c[1]!r}"
+            )
+        what = f"{kind} value of {name!r}"
+        value = _number(text, where, what) if fcd == "C" or (fcd == "F" and text) else None
+        out[name] = (fcd, value, no)
+    return out
+
+
 def read_ftbl(path: str | Path, *, flux_bound: float = 100.0) -> FTBLModel:
     """Read a stationary FTBL model with its labelling input and MS / flux measurements.
 
@@ -127,6 +175,11 @@ def read_ftbl(path: str | Path, *, flux_bound: float = 100.0) -> FTBLModel:
     for no, f in sec["NETWORK"][1:]:
         cells = [c.strip() for c in f] + [""] * 6
         if cells[1]:
+            if cells[1] in reactions:
+                raise ModelReadError(
+                    f"{path}:{no}: reaction {cells[1]!r} already defined on line "
+                    f"{reactions[cells[1]][2]}"
+                )
             pending = (cells[1], cells[2:6], no)
             continue
         if pending is None:
@@ -142,12 +195,8 @@ def read_ftbl(path: str | Path, *, flux_bound: float = 100.0) -> FTBLModel:
         reactions[name] = (terms[0], terms[1], rno)
         pending = None
     fluxes = _subsections(sec.get("FLUXES", []), path)
-    net_spec = {c[0]: (no, c[1:]) for no, c in fluxes.get("NET", [])}
-    xch_spec = {c[0]: (no, c[1:]) for no, c in fluxes.get("XCH", [])}
-    for spec in (net_spec, xch_spec):
-        for r, (no, _) in spec.items():
-            if r not in reactions:
-                raise ModelReadError(f"{path}:{no}: flux of unknown reaction {r!r}")
+    net_spec = _flux_spec(fluxes.get("NET", []), reactions, path, "NET")
+    xch_spec = _flux_spec(fluxes.get("XCH", []), reactions, path, "XCH")
     produced = {t.split(" (")[0] for s, p, _ in reactions.values() for t in p}
     consumed = {t.split(" (")[0] for s, p, _ in reactions.values() for t in s}
     strings, bounds = {}, {}
@@ -156,32 +205,34 @@ def read_ftbl(path: str | Path, *, flux_bound: float = 100.0) -> FTBLModel:
         boundary = any(t.split(" (")[0] not in produced for t in subs) or any(
             t.split(" (")[0] not in consumed for t in prods
         )
-        xno, x = xch_spec.get(name, (rno, ["C", "0"]))
-        reversible = not boundary and not (x[0] == "C" and float(x[1] or 0) == 0.0)
+        xch = xch_spec.get(name, ("C", 0.0, rno))
+        reversible = not boundary and xch[:2] != ("C", 0.0)
         strings[name] = " + ".join(subs) + (" <-> " if reversible else " -> ") + " + ".join(prods)
         bounds[name] = (-flux_bound, flux_bound) if reversible else (0.0, flux_bound)
-        try:
-            if reversible and x[0] in ("C", "F") and x[1]:
-                x01 = float(x[1])
-                if not 0.0 <= x01 < 1.0:
-                    raise ModelReadError(f"{path}:{xno}: exchange {x01} of {name!r} not in [0, 1)")
-                (fixed_xch if x[0] == "C" else start)[name + ".xch"] = x01 / (1.0 - x01)
-            no, n = net_spec.get(name, (rno, ["D"]))
-            if n[0] in ("C", "F") and len(n) > 1 and n[1]:
-                (fixed if n[0] == "C" else start)[name if n[0] == "C" else name + ".net"] = float(
-                    n[1]
-                )
-        except ValueError as exc:
-            raise ModelReadError(f"{path}: reaction {name!r}: bad flux value ({exc})") from exc
-    fixed_xch = {k[:-4]: v for k, v in fixed_xch.items()}
+        kind, x01, xno = xch
+        if reversible and x01 is not None:
+            if not 0.0 <= x01 < 1.0:
+                raise ModelReadError(f"{path}:{xno}: exchange {x01} of {name!r} not in [0, 1)")
+            if kind == "C":
+                fixed_xch[name] = x01 / (1.0 - x01)
+            else:
+                start[name + ".xch"] = x01 / (1.0 - x01)
+        kind, value, _ = net_spec.get(name, ("D", None, rno))
+        if kind == "C":
+            fixed[name] = value
+        elif value is not None:
+            start[name + ".net"] = value
     eqs = _subsections(sec.get("EQUALITIES", []), path)
     equalities, xch_equalities = [], []
     for kind, target in (("NET", equalities), ("XCH", xch_equalities)):
         for no, c in eqs.get(kind, []):
-            target.append((_linear(c[1], f"{path}:{no}"), float(c[0])))
+            where = f"{path}:{no}"
+            target.append((_linear(c[1], where), _number(c[0], where, f"{kind} equality value")))
     ineqs = _subsections(sec.get("INEQUALITIES", []), path)
     for no, c in ineqs.get("NET", []):
-        value, comp, terms = float(c[0]), c[1], _linear(c[2], f"{path}:{no}")
+        where = f"{path}:{no}"
+        value, comp = _number(c[0], where, "inequality value"), c[1]
+        terms = _linear(c[2], where)
         if len(terms) != 1 or list(terms.values())[0] <= 0:
             raise ModelReadError(f"{path}:{no}: only inequalities on one flux are supported")
         ((r, coef),) = terms.items()
@@ -198,8 +249,9 @@ def read_ftbl(path: str | Path, *, flux_bound: float = 100.0) -> FTBLModel:
         raise ModelReadError(f"{path}:{ineqs['XCH'][0][0]}: XCH inequalities are not supported")
     try:
         network = LabelingNetwork.from_strings(strings, bounds=bounds)
-    except BayesfluxError as exc:
-        raise ModelReadError(f"{path}: {exc}") from exc
+    except BayesfluxError as exc:  # name the line of the reaction the message names
+        line = next((f":{r[2]}" for n, r in reactions.items() if repr(n) in str(exc)), "")
+        raise ModelReadError(f"{path}{line}: {exc}") from exc
     tracers: dict[str, list[Species]] = {}
     met = None
     for no, c in sec.get("LABEL_INPUT", [])[1:]:
@@ -207,11 +259,17 @@ def read_ftbl(path: str | Path, *, flux_bound: float = 100.0) -> FTBLModel:
         met = c[1] or met
         if met is None or not c[2].startswith("#"):
             raise ModelReadError(f"{path}:{no}: LABEL_INPUT needs a metabolite and an #isotopomer")
-        tracers.setdefault(met, []).append(Species(c[2][1:], float(c[3])))
+        fraction = _number(c[3], f"{path}:{no}", f"LABEL_INPUT fraction of {met!r}")
+        tracers.setdefault(met, []).append(Species(c[2][1:], fraction))
     experiment = Experiment(path.stem, {m: tuple(s) for m, s in tracers.items()})
     measurements: list = []
-    for _, c in sec.get("FLUX_MEASUREMENTS", [])[1:]:
-        measurements.append(FluxMeasurement(c[1], float(c[2]), float(c[3])))
+    for no, c in sec.get("FLUX_MEASUREMENTS", [])[1:]:
+        c, where = [x.strip() for x in c] + [""] * 4, f"{path}:{no}"
+        if c[1] not in reactions:
+            raise ModelReadError(f"{where}: measured flux of unknown reaction {c[1]!r}")
+        value = _number(c[2], where, f"measured flux of {c[1]!r}")
+        sd = _number(c[3], where, f"DEVIATION of measured flux {c[1]!r}", positive=True)
+        measurements.append(FluxMeasurement(c[1], value, sd))
     groups: list[tuple[str, str, list[int], list[float], list[float], int]] = []
     for no, c in sec.get("MASS_SPECTROMETRY", [])[1:]:
         c = c + [""] * 6
@@ -219,12 +277,13 @@ def read_ftbl(path: str | Path, *, flux_bound: float = 100.0) -> FTBLModel:
             groups.append((c[1], c[2], [], [], [], no))
         if not groups:
             raise ModelReadError(f"{path}:{no}: MS data without a metabolite")
-        try:
-            groups[-1][2].append(int(c[3]))
-            groups[-1][3].append(float(c[4]))
-            groups[-1][4].append(float(c[5]))
-        except ValueError as exc:
-            raise ModelReadError(f"{path}:{no}: bad MS entry ({exc})") from exc
+        where, what = f"{path}:{no}", f"MS {groups[-1][0]}[{groups[-1][1]}]"
+        weight = _number(c[3], where, f"{what} WEIGHT")
+        if weight != int(weight) or weight < 0:
+            raise ModelReadError(f"{where}: {what} WEIGHT must be a mass shift >= 0, not {c[3]}")
+        groups[-1][2].append(int(weight))
+        groups[-1][3].append(_number(c[4], where, f"{what} VALUE"))
+        groups[-1][4].append(_number(c[5], where, f"{what} DEVIATION", positive=True))
     for met, frag, masses, values, sds, no in groups:
         if met not in network.atom_counts:
             raise ModelReadError(f"{path}:{no}: MS data of unknown metabolite {met!r}")

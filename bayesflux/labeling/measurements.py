@@ -172,6 +172,13 @@ class LabelingProblem:
             )
             targets.setdefault((m.metabolite, pos), len(targets))
             (ms if isinstance(m, MSMeasurement) else fe).append((m, pos))
+        for what, m in [*((f"enrichment of {m.metabolite!r}", m) for m, _ in fe)] + [
+            (f"flux of {m.reaction!r}", m) for m in fl
+        ]:
+            if not (np.isfinite(m.sd) and m.sd > 0 and np.isfinite(m.value)):
+                raise NetworkError(
+                    f"measured {what}: value {m.value} and sd {m.sd} must be finite, sd > 0"
+                )
         if simulator == "emu":
             self.simulator = EMUSimulator(network, list(targets))
             self.inputs = np.stack([self.simulator.input_mids(e) for e in self.experiments])
@@ -197,8 +204,10 @@ class LabelingProblem:
                     f"measurement {m.label!r}: masses {masses} do not match its values"
                 )
             sd = np.broadcast_to(np.asarray(m.sd, float), (k,))
-            if np.any(sd <= 0):
-                raise NetworkError(f"measurement {m.label!r}: standard deviations must be > 0")
+            if not np.all(np.isfinite(sd) & (sd > 0)):
+                raise NetworkError(
+                    f"measurement {m.label!r}: standard deviations must be finite and > 0"
+                )
             if m.formula:
                 C = correction_matrix(m.formula, len(p), n_measured=max(masses) + 1)
             elif max(masses) > len(p):

@@ -302,40 +302,31 @@ def measured_fluxes(
 
 class _MarginalFalcon(dist.Distribution):
     """The abundance vector under FALCON's Laplace likelihood with the scale integrated out
-    (:meth:`ExpressionLaplace.log_marginal`): one observation of all groups together."""
+    (:meth:`ExpressionLaplace.log_marginal`): one observation of all groups together, Laplace
+    scales ``noise`` (:meth:`ExpressionLaplace.noise`)."""
 
     support = constraints.real_vector
-    pytree_data_fields = ("group_flux", "dispersion")
+    pytree_data_fields = ("group_flux", "noise")
     pytree_aux_fields = ("expression",)
 
-    def __init__(
-        self, group_flux: jax.Array, expression: ExpressionLaplace, dispersion=1.0
-    ) -> None:
+    def __init__(self, group_flux: jax.Array, expression: ExpressionLaplace, noise) -> None:
         self.group_flux = group_flux
         self.expression = expression
-        self.dispersion = jnp.asarray(dispersion)
-        batch = jnp.broadcast_shapes(jnp.shape(group_flux)[:-1], jnp.shape(dispersion))
+        self.noise = jnp.asarray(noise)
+        batch = jnp.broadcast_shapes(jnp.shape(group_flux)[:-1], jnp.shape(noise)[:-1])
         super().__init__(batch_shape=batch, event_shape=jnp.shape(group_flux)[-1:])
 
     def log_prob(self, value: jax.Array) -> jax.Array:
         e = self.expression
 
-        def one(g, x, phi):
-            return e.log_marginal(g, abundance=x, sigma=phi * e.sigma) + e.log_normaliser(phi)
+        def one(g, x, s):
+            return e.log_marginal(g, abundance=x, sigma=s) + e.log_normaliser(s)
 
-        shape = jnp.broadcast_shapes(
-            self.group_flux.shape, value.shape, self.dispersion.shape + (1,)
-        )
+        shape = jnp.broadcast_shapes(self.group_flux.shape, value.shape, self.noise.shape)
         g = jnp.broadcast_to(self.group_flux, shape).reshape(-1, shape[-1])
         x = jnp.broadcast_to(value, shape).reshape(-1, shape[-1])
-        phi = jnp.broadcast_to(self.dispersion, shape[:-1]).reshape(-1)
-        return jax.vmap(one)(g, x, phi).reshape(shape[:-1])
-
-    def sample(self, key, sample_shape=()):
-        raise ConfigError(
-            "the marginal expression likelihood has no sampler: give expression_falcon a scale "
-            "to draw predictive abundances"
-        )
+        s = jnp.broadcast_to(self.noise, shape).reshape(-1, shape[-1])
+        return jax.vmap(one)(g, x, s).reshape(shape[:-1])
 
 
 def expression_falcon(
@@ -343,7 +334,7 @@ def expression_falcon(
     expression: ExpressionLaplace,
     *,
     scale: jax.Array | None = None,
-    dispersion: jax.Array | None = None,
+    noise: jax.Array | None = None,
     name: str | None = None,
 ) -> None:
     """FALCON's Laplace likelihood of the enzyme abundances (seed 003).
@@ -353,22 +344,21 @@ def expression_falcon(
     the expression data). With a ``scale`` ``k`` (abundance per unit flux, any model variable):
     one observation per group (plate ``{name}_group``), so pointwise log-likelihoods exist. With
     ``scale=None``, ``k`` is integrated out exactly over ``expression.scale_bounds`` (uniform
-    prior) and the groups form one observation. ``dispersion`` ``φ`` (any model variable)
-    scales every ``σ_i`` to ``φ σ_i``.
+    prior) and the groups form one observation. ``noise``: the Laplace scales (default the
+    ``σ_i``; :meth:`~bayesflux.models.ExpressionLaplace.noise` of a dispersion and a relative
+    error, which may be model variables).
     """
     name = name or expression.name
     g = expression.group_flux(v)
-    phi = 1.0 if dispersion is None else dispersion
+    noise = expression.noise() if noise is None else noise
     if scale is None:
-        numpyro.sample(name, _MarginalFalcon(g, expression, phi), obs=expression.abundance)
+        numpyro.sample(name, _MarginalFalcon(g, expression, noise), obs=expression.abundance)
         return
     dim, size = f"{name}_group", expression.abundance.size
     with numpyro.plate(dim, size):
         numpyro.sample(
             name,
-            dist.Laplace(
-                jnp.expand_dims(scale, -1) * g, jnp.expand_dims(phi, -1) * expression.sigma
-            ),
+            dist.Laplace(jnp.expand_dims(scale, -1) * g, noise),
             obs=expression.abundance,
             infer={"coords": {dim: np.arange(size)}},
         )

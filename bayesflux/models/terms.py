@@ -121,6 +121,12 @@ class ExpressionLaplace:
         ``σ_i`` as given; on real data its optimum's residuals are several ``σ_i`` (Yeast 5.21,
         Lee 2012: mean ``|r_i| / σ_i`` 7.3 at the global mode), a misfit that a fixed ``σ``
         turns into intervals far too narrow. Default none (``φ = 1``).
+    relative_error
+        ``(lower, upper)``: the scales become ``sqrt(φ² σ_i² + ρ² e_i²)`` with ``ρ`` a latent
+        ``{name}_relative_error`` (log-uniform on that range): an error floor proportional to
+        the abundance, for what replicate ``σ_i`` cannot see (enzymes differ in ``kcat`` and
+        saturation; on Lee 2012 a tenth of the genes have ``σ_i / e_i < 3.5 %`` and carry
+        residuals of tens of ``σ_i`` at the mode). Default none (``ρ = 0``: FALCON's scales).
     polytope
         The flux polytope the term will see: groups none of whose reactions can carry flux in it
         (FVA range ``[0, 0]``) are left out, their likelihood being a constant (and a constant
@@ -138,6 +144,7 @@ class ExpressionLaplace:
         scale_bounds: tuple[float, float] | None = None,
         marginalize: bool = True,
         dispersion: tuple[float, float] | None = None,
+        relative_error: tuple[float, float] | None = None,
         polytope: Polytope | None = None,
         name: str = "expression",
     ) -> None:
@@ -176,6 +183,12 @@ class ExpressionLaplace:
         self.dispersion = None if dispersion is None else tuple(map(float, dispersion))
         if self.dispersion is not None:
             self.latents += (Latent(self.dispersion_name, *self.dispersion, prior="log-uniform"),)
+        self.relative_error_name = f"{name}_relative_error"
+        self.relative_error = None if relative_error is None else tuple(map(float, relative_error))
+        if self.relative_error is not None:
+            self.latents += (
+                Latent(self.relative_error_name, *self.relative_error, prior="log-uniform"),
+            )
         self.couplings: tuple[Coupling, ...] = ()
 
     def group_flux(self, v: jax.Array) -> jax.Array:
@@ -184,25 +197,38 @@ class ExpressionLaplace:
         flux = jnp.abs(v)[..., reactions]
         return jnp.zeros(flux.shape[:-1] + (self.sigma.size,), flux.dtype).at[..., groups].add(flux)
 
-    def log_normaliser(self, dispersion=1.0) -> jax.Array:
-        """``-Σ_i log(2 φ σ_i)``: the Laplace densities' constant."""
-        return -float(np.sum(np.log(2.0 * self.sigma))) - self.sigma.size * jnp.log(dispersion)
+    def noise(self, dispersion=1.0, relative_error=0.0) -> jax.Array:
+        """The Laplace scales ``sqrt(φ² σ_i² + ρ² e_i²)`` (``φ = 1, ρ = 0``: the ``σ_i``)."""
+        replicate = jnp.expand_dims(jnp.asarray(dispersion), -1) * self.sigma
+        if isinstance(relative_error, float) and relative_error == 0.0:
+            return replicate
+        rho = jnp.expand_dims(jnp.asarray(relative_error), -1)
+        return jnp.sqrt(replicate**2 + (rho * self.abundance) ** 2)
+
+    def noise_of(self, theta: Mapping[str, jax.Array]) -> jax.Array:
+        """:meth:`noise` at the latents ``theta`` (``φ``, ``ρ`` where the term has them)."""
+        phi = 1.0 if self.dispersion is None else theta[self.dispersion_name]
+        rho = 0.0 if self.relative_error is None else theta[self.relative_error_name]
+        return self.noise(phi, rho)
+
+    @staticmethod
+    def log_normaliser(noise: jax.Array) -> jax.Array:
+        """``-Σ_i log(2 s_i)``: the Laplace densities' constant for scales ``s`` (:meth:`noise`)."""
+        return -jnp.sum(jnp.log(2.0 * noise), axis=-1)
 
     def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
         """NumPyro sites: :func:`~bayesflux.models.blocks.expression_falcon` (one observation
         per group with the latent scale, one of all groups with the scale integrated out)."""
         scale = None if self.marginalize else theta[self.scale_name]
-        dispersion = None if self.dispersion is None else theta[self.dispersion_name]
-        blocks.expression_falcon(v, self, scale=scale, dispersion=dispersion, name=self.name)
+        blocks.expression_falcon(v, self, scale=scale, noise=self.noise_of(theta), name=self.name)
 
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
         g = self.group_flux(v)
-        phi = 1.0 if self.dispersion is None else theta[self.dispersion_name]
+        s = self.noise_of(theta)
         if not self.marginalize:
             k = theta[self.scale_name]
-            misfit = jnp.sum(jnp.abs(k * g - self.abundance) / (phi * self.sigma))
-            return -misfit + self.log_normaliser(phi)
-        return self.log_marginal(g, sigma=phi * self.sigma) + self.log_normaliser(phi)
+            return -jnp.sum(jnp.abs(k * g - self.abundance) / s) + self.log_normaliser(s)
+        return self.log_marginal(g, sigma=s) + self.log_normaliser(s)
 
     def log_marginal(self, g: jax.Array, abundance=None, sigma=None) -> jax.Array:
         """``log (1/(b-a)) ∫_a^b exp(-Σ_i w_i |k - r_i| - c0) dk`` with ``w_i = g_i / σ_i``,

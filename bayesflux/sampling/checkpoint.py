@@ -4,7 +4,8 @@ block of draws, and a fingerprint of the run that wrote them.
 A run writes ``meta.json`` (its fingerprint) and then ``{prefix}_NNNNNN.npz`` files in order;
 a rerun with the same fingerprint reads the consecutive files from the start and goes on after
 the last, a rerun with another fingerprint is refused (its blocks would not belong to it).
-Files are written to a temporary name and renamed, so a killed run leaves whole files only.
+Files are written to a temporary name and renamed, so a killed run leaves whole files only; the
+temporary files a killed run leaves are deleted when the folder is next opened.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayesflux.errors import ConfigError
-from bayesflux.results import atomic_write
+from bayesflux.results import atomic_write, remove_stale_temps
 
 __all__ = ["StateStore", "fingerprint", "open_checkpoint", "write_block"]
 
@@ -33,8 +34,10 @@ def fingerprint(arrays: tuple[np.ndarray, ...], **settings) -> str:
 
 
 def open_checkpoint(directory: Path, stamp: str) -> None:
-    """Create ``directory`` for the run ``stamp``, or check that it holds that run's blocks."""
+    """Create ``directory`` for the run ``stamp``, or check that it holds that run's blocks;
+    temporary files of dead writers in it are deleted."""
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(directory)
     meta = directory / "meta.json"
     if meta.is_file():
         if json.loads(meta.read_text()).get("fingerprint") != stamp:

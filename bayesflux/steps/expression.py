@@ -1,7 +1,7 @@
 """Pipeline steps of the expression methods (abundance, E-Flux, GIMME, iMAT, FALCON).
 
 Every step reads a gene table (``gene mean [std]``, tab-separated, any line endings, as the
-Lee et al. 2012 files) from ``expression``, a path relative to the working directory::
+Lee et al. 2012 files) from ``expression``, a path relative to the config file's folder::
 
     [[step]]
     kind = "falcon"
@@ -23,16 +23,16 @@ from bayesflux.methods.falcon import falcon
 from bayesflux.methods.gimme import gimme
 from bayesflux.methods.imat import imat
 from bayesflux.network import Network
-from bayesflux.pipeline import register_step
+from bayesflux.pipeline import InputFile, register_step
 
 
-def gene_table(expression: str | None):
+def gene_table(expression: str | None) -> tuple:
     """``(mean, std or None)`` per gene from the table at ``expression`` (``gene mean [std]``)."""
     if not expression:
         raise ConfigError("expression steps need an 'expression' file (gene mean [std] table)")
     path = Path(expression)
     if not path.is_file():
-        raise ConfigError(f"expression file {path} not found (paths are relative to the cwd)")
+        raise ConfigError(f"expression file {path} not found")
     table = read_gene_data(path)
     return table["mean"], (table["std"] if "std" in table else None)
 
@@ -57,7 +57,7 @@ def abundance_step(
     network: Network,
     *,
     previous,
-    expression: str | None = None,
+    expression: InputFile | None = None,
     method: str = "min_disjunction",
     or_: str = "sum",
 ) -> xr.Dataset:
@@ -70,7 +70,7 @@ def falcon_step(
     network: Network,
     *,
     previous,
-    expression: str | None = None,
+    expression: InputFile | None = None,
     gpr_method: str = "min_disjunction",
     use_groups: bool = True,
     flux_floor: float | None = None,
@@ -95,7 +95,7 @@ def eflux_step(
     network: Network,
     *,
     previous,
-    expression: str | None = None,
+    expression: InputFile | None = None,
     alpha: float = 1.0,
     measured: dict[str, float] | None = None,
     gpr_method: str = "min_disjunction",
@@ -109,7 +109,7 @@ def gimme_step(
     network: Network,
     *,
     previous,
-    expression: str | None = None,
+    expression: InputFile | None = None,
     threshold: float | None = None,
     quantile: float = 0.25,
     fraction: float = 0.9,
@@ -131,7 +131,7 @@ def imat_step(
     network: Network,
     *,
     previous,
-    expression: str | None = None,
+    expression: InputFile | None = None,
     low: float | None = None,
     high: float | None = None,
     low_quantile: float = 0.25,

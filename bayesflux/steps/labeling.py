@@ -8,7 +8,7 @@ import xarray as xr
 from bayesflux.errors import ConfigError
 from bayesflux.labeling import fit, profile_interval, read_ftbl
 from bayesflux.network import Network
-from bayesflux.pipeline import register_step
+from bayesflux.pipeline import InputFile, register_step
 
 
 def _mfa_summary(result: xr.Dataset) -> str:
@@ -25,7 +25,7 @@ def mfa_fit_step(
     network: Network,
     *,
     previous,
-    model: str,
+    model: InputFile,
     n_starts: int = 8,
     seed: int = 0,
     xch_max: float = 100.0,

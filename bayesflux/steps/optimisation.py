@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import xarray as xr
 
@@ -19,7 +21,11 @@ def _fba_summary(result: xr.DataTree) -> str:
 
 @register_step("fba", summarize=_fba_summary)
 def fba_step(
-    network: Network, *, previous, objective: dict[str, float] | None = None, sense: str = "max"
+    network: Network,
+    *,
+    previous,
+    objective: dict[str, float] | None = None,
+    sense: Literal["max", "min"] = "max",
 ) -> xr.Dataset:
     return fba(network, objective=objective, sense=sense)
 

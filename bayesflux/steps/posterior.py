@@ -33,8 +33,11 @@ not converge on the bundled example's expression likelihood (benchmarks/bench_jo
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import xarray as xr
 
 from bayesflux.errors import ConfigError
@@ -51,11 +54,13 @@ from bayesflux.models import (
     sample_thermodynamic,
 )
 from bayesflux.network import Network
-from bayesflux.pipeline import register_step
+from bayesflux.pipeline import InputFile, OutputDir, register_step
 from bayesflux.sampling.polytope import polytope
 from bayesflux.steps.expression import gene_table
-from bayesflux.steps.sampling import linear_constraints
+from bayesflux.steps.sampling import ConstraintTable, linear_constraints
 from bayesflux.steps.thermo import thermo_model
+
+log = logging.getLogger(__name__)
 
 
 def _posterior_summary(result: xr.DataTree) -> str:
@@ -63,7 +68,8 @@ def _posterior_summary(result: xr.DataTree) -> str:
 
     post = result["posterior"]
     flux = post["flux"]
-    rhat = arviz_stats.rhat(post.to_dataset(), method="rank")
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant draws: R-hat NaN, by design
+        rhat = arviz_stats.rhat(post.to_dataset(), method="rank")
     ess = arviz_stats.ess(post.to_dataset(), method="bulk")
     moving = flux.std(("chain", "draw")) > 1e-9
     worst_rhat = float(rhat["flux"].where(moving).max())
@@ -86,27 +92,27 @@ def posterior_step(
     network: Network,
     *,
     previous,
-    fluxes: dict[str, list[float]] | None = None,
-    expression: str | None = None,
-    expression_model: str = "laplace",
-    labeling: str | None = None,
+    fluxes: dict[str, tuple[float, float]] | None = None,
+    expression: InputFile | None = None,
+    expression_model: Literal["laplace", "capacity"] = "laplace",
+    labeling: InputFile | None = None,
     labeling_xch_max: float = 100.0,
     thermo: str | None = None,
-    metabolome: dict[str, list[float]] | None = None,
-    constraints: list[dict] | None = None,
+    metabolome: dict[str, tuple[float, float]] | None = None,
+    constraints: list[ConstraintTable] | None = None,
     prior: str = "uniform",
     start: str | None = None,
     scale_bounds: list[float] | None = None,
-    sampler: str = "hmc",
+    sampler: Literal["hmc", "metropolis", "slice"] = "hmc",
     num_chains: int = 4,
     num_draws: int = 1000,
     num_warmup: int | None = None,
     thinning: int | None = None,
-    kernel: str = "coordinate",
-    rounding: str = "ep",
+    kernel: Literal["coordinate", "random"] = "coordinate",
+    rounding: Literal["ep", "mve", "none"] = "ep",
     seed: int = 0,
     block_size: int = 100,
-    checkpoint: str | None = None,
+    checkpoint: OutputDir | None = None,
     progress: bool = True,
 ) -> xr.DataTree:
     if prior not in ("uniform", "parsimony"):
@@ -168,7 +174,7 @@ def posterior_step(
         )
     first = mode["start"].values if mode is not None and start != "dispersed" else None
     if second_law is not None:  # exact feasible-chord hit-and-run on (v, ln c)
-        return sample_thermodynamic(
+        result = sample_thermodynamic(
             posterior,
             second_law,
             num_chains=num_chains,
@@ -179,21 +185,64 @@ def posterior_step(
             checkpoint=None if checkpoint is None else Path(checkpoint),
             progress=progress,
         )
-    if sampler not in ("hmc", "metropolis", "slice"):
-        raise ConfigError(
-            f"posterior: sampler must be 'hmc', 'metropolis' or 'slice', not {sampler!r}"
+    else:
+        if sampler not in ("hmc", "metropolis", "slice"):
+            raise ConfigError(
+                f"posterior: sampler must be 'hmc', 'metropolis' or 'slice', not {sampler!r}"
+            )
+        result = posterior.sample(
+            method=sampler,
+            num_chains=num_chains,
+            num_draws=num_draws,
+            num_warmup=num_warmup,
+            thinning=thinning,
+            kernel=kernel,
+            rounding=rounding,
+            seed=seed,
+            block_size=block_size,
+            checkpoint=None if checkpoint is None else Path(checkpoint),
+            progress=progress,
+            start=first,
         )
-    return posterior.sample(
-        method=sampler,
-        num_chains=num_chains,
-        num_draws=num_draws,
-        num_warmup=num_warmup,
-        thinning=thinning,
-        kernel=kernel,
-        rounding=rounding,
-        seed=seed,
-        block_size=block_size,
-        checkpoint=None if checkpoint is None else Path(checkpoint),
-        progress=progress,
-        start=first,
-    )
+    if fluxes:
+        check_measurements(result, fluxes, seed=seed)
+    return result
+
+
+#: posterior predictive p-value of the measurements' chi-square below which the fit rejects them
+PPP_THRESHOLD = 0.01
+
+
+def check_measurements(
+    result: xr.DataTree, fluxes: dict[str, tuple[float, float]], *, seed: int = 0
+) -> float:
+    """Posterior predictive check of measured fluxes (Gelman, Meng & Stern 1996).
+
+    ``T(y, v) = sum_i ((y_i - v_i) / sd_i)^2`` of the data against ``T(y_rep, v)`` of replicated
+    data ``y_rep ~ N(v, sd)`` at each draw ``v``; ``p = P(T(y_rep, v) >= T(y, v))`` is stored as
+    ``measurement_ppp`` in ``result.attrs`` and returned. Below :data:`PPP_THRESHOLD` the fit
+    rejects the data: a warning names the measurements furthest from the posterior mean.
+    """
+    names = list(fluxes)
+    y = np.array([float(fluxes[r][0]) for r in names])
+    sd = np.array([float(fluxes[r][1]) for r in names])
+    v = result["posterior"]["flux"].sel(reaction=names).values.reshape(-1, len(names))
+    replicated = v + sd * np.random.default_rng(seed).standard_normal(v.shape)
+    observed = (((y - v) / sd) ** 2).sum(axis=1)
+    p = float(np.mean((((replicated - v) / sd) ** 2).sum(axis=1) >= observed))
+    result.attrs["measurement_ppp"] = p
+    if p < PPP_THRESHOLD:
+        mean = v.mean(axis=0)
+        z = np.abs(mean - y) / sd
+        worst = [i for i in np.argsort(-z) if z[i] > 2][:5] or [int(np.argmax(z))]
+        named = "; ".join(
+            f"{names[i]} measured {y[i]:.4g} +- {sd[i]:.3g}, posterior mean {mean[i]:.4g} "
+            f"({z[i]:.1f} sd away)"
+            for i in worst
+        )
+        log.warning(
+            "posterior: the fit rejects the measured fluxes (posterior predictive p = %.3g < "
+            "%s for their chi-square): %s; check the measurements and the model's bounds",
+            p, PPP_THRESHOLD, named,
+        )  # fmt: skip
+    return p

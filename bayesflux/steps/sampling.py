@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, TypedDict
 
 import numpy as np
 import xarray as xr
 
 from bayesflux.network import Network
-from bayesflux.pipeline import register_step
+from bayesflux.pipeline import OutputDir, register_step
 from bayesflux.sampling import LinearConstraint, sample_fluxes
 
 
@@ -25,7 +26,18 @@ def _sample_summary(result: xr.DataTree) -> str:
     )
 
 
-def linear_constraints(tables: list[dict] | None) -> list[LinearConstraint]:
+class _Limits(TypedDict, total=False):
+    lower: float
+    upper: float
+
+
+class ConstraintTable(_Limits):
+    """A config's linear constraint ``lower <= sum(c * v[rxn]) <= upper`` (limits optional)."""
+
+    coefficients: dict[str, float]
+
+
+def linear_constraints(tables: list[ConstraintTable] | None) -> list[LinearConstraint]:
     """Config tables ``{coefficients = {rxn = c}, lower = .., upper = ..}`` -> constraints."""
     return [
         LinearConstraint(
@@ -45,10 +57,10 @@ def sample_step(
     thinning: int | None = None,
     num_warmup: int | None = None,
     seed: int = 0,
-    kernel: str = "coordinate",
-    rounding: str = "ep",
-    constraints: list[dict] | None = None,
-    checkpoint: str | None = None,
+    kernel: Literal["coordinate", "random", "billiard"] = "coordinate",
+    rounding: Literal["ep", "mve", "none"] = "ep",
+    constraints: list[ConstraintTable] | None = None,
+    checkpoint: OutputDir | None = None,
     progress: bool = True,
 ) -> xr.DataTree:
     """``constraints``: a list of ``{coefficients = {rxn = c}, lower = .., upper = ..}`` tables."""

@@ -8,12 +8,14 @@ block of draws there, and a rerun resumes after the last finished block.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import xarray as xr
 
 from bayesflux.errors import ConfigError
 from bayesflux.network import Network
-from bayesflux.pipeline import register_step
+from bayesflux.pipeline import OutputDir, register_step
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.sources import ecoli_core
 
@@ -21,7 +23,7 @@ _SOURCES = ("ecoli_core", "ecoli_core_wide")
 
 
 def thermo_model(
-    network: Network, source: str, lnc_bounds: dict[str, list[float]] | None
+    network: Network, source: str, lnc_bounds: dict[str, tuple[float, float]] | None
 ) -> ThermoModel:
     """The thermodynamic data ``source`` (``"ecoli_core"`` or ``"ecoli_core_wide"``) on
     ``network``, with the ln c bounds of ``lnc_bounds`` (``{metabolite: [lower, upper]}``)."""
@@ -50,9 +52,9 @@ def thermodynamic_fva_step(
     *,
     previous,
     thermo: str = "ecoli_core",
-    lnc_bounds: dict[str, list[float]] | None = None,
+    lnc_bounds: dict[str, tuple[float, float]] | None = None,
     fraction: float = 0.0,
-    variables: list[str] | None = None,
+    variables: list[Literal["flux", "lnc", "drg"]] | None = None,
     reactions: list[str] | None = None,
     progress: bool = True,
 ) -> xr.Dataset:
@@ -82,14 +84,14 @@ def thermodynamic_sampling_step(
     *,
     previous,
     thermo: str = "ecoli_core",
-    lnc_bounds: dict[str, list[float]] | None = None,
-    method: str = "orthants",
-    bounds: dict[str, list[float]] | None = None,
+    lnc_bounds: dict[str, tuple[float, float]] | None = None,
+    method: Literal["orthants", "tempering"] = "orthants",
+    bounds: dict[str, tuple[float, float]] | None = None,
     num_draws: int = 1000,
     num_warmup: int = 200,
     num_chains: int = 4,
     seed: int = 0,
-    checkpoint: str | None = None,
+    checkpoint: OutputDir | None = None,
     progress: bool = True,
 ) -> xr.DataTree:
     from bayesflux.thermo.orthants import sample_orthants

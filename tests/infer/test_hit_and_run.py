@@ -39,6 +39,7 @@ def _r1_posterior_mean() -> float:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", sorted(KERNELS))
 def test_uniform_triangle_and_measured_flux(fork_polytope, which):
     """Under ``numpyro.infer.MCMC`` (vectorized chains): the uniform triangle (E[R1] = 10/3,
@@ -112,6 +113,7 @@ def test_kernel_options_are_checked(fork_polytope):
         )
 
 
+@pytest.mark.slow
 def test_hit_and_run_resumes_from_its_checkpoint(fork_polytope, tmp_path):
     """Interrupted after one block, a checkpointed run with Gaussian steps (whose adaptation is
     part of the state) continues to the draws of an uninterrupted run."""

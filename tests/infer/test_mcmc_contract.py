@@ -107,6 +107,7 @@ def test_kernel_pickles_without_its_compiled_transition():
     assert clone._sample_fn is None and clone.moves == 3
 
 
+@pytest.mark.slow
 def test_threads_sample_at_once():
     """Four threads run ``infer.sample`` at once (NumPyro's handler stack is global: model
     tracing is serialised by ``infer.sites.TRACING``) and get the draws of runs one at a time."""

@@ -92,5 +92,10 @@ def test_measurement_errors_name_the_culprit(toy, toy_experiments):
         LabelingProblem(toy, toy_experiments, [MSMeasurement("mix", "F", "1", [1, 0], 0.0)])
     with pytest.raises(NetworkError, match="unknown reaction 'vx'"):
         LabelingProblem(toy, toy_experiments, [FluxMeasurement("vx", 1.0, 1.0)])
+    for sd in (0.0, -1.0, np.inf, np.nan):  # 1/sd would be inf, negative, 0 or NaN
+        with pytest.raises(NetworkError, match="flux of 'v1'.*sd > 0"):
+            LabelingProblem(toy, toy_experiments, [FluxMeasurement("v1", 1.0, sd)])
+        with pytest.raises(NetworkError, match="standard deviations must be finite"):
+            LabelingProblem(toy, toy_experiments, [MSMeasurement("mix", "F", "1", [1, 0], sd)])
     with pytest.raises(NetworkError, match=r"atoms \[4\] of 'F'"):
         LabelingProblem(toy, toy_experiments, [MSMeasurement("mix", "F", "4", [1, 0], 0.1)])

@@ -82,6 +82,7 @@ def _fd_check(f, x, eps=1e-6, reverse=True):
         np.testing.assert_allclose(jax.jit(jax.jacrev(f))(x), J, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_gradients_equal_finite_differences(toy, sims, toy_experiments):
     emu, flx = sims
     ex = toy_experiments[0]

@@ -116,6 +116,7 @@ def test_values_argument_and_generative_model(problem, network, joint_posterior)
     assert draws.std() == pytest.approx(2.0, rel=0.1)
 
 
+@pytest.mark.slow
 def test_labeling_posterior_is_calibrated(labeling_sbc):
     """Ranks of v3 and the v2 exchange flux are uniform: chi-square on 10 bins (9 df) per
     quantity at the Bonferroni level 0.01 / 2, so a calibrated sampler with independent draws
@@ -139,6 +140,7 @@ def test_labeling_posterior_is_calibrated(labeling_sbc):
         assert scipy.stats.kstest(draws, scipy.stats.uniform(0, hi).cdf).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_joint_posterior_is_calibrated(joint_posterior):
     """13C term plus a measured flux (v7, sd 3) on the same network: ranks uniform by the same
     chi-square test (Bonferroni level 0.01 / 2, false failure rate <= 1%)."""
@@ -148,6 +150,7 @@ def test_joint_posterior_is_calibrated(joint_posterior):
     assert float(ds["ess"].mean() / 19) > 0.6
 
 
+@pytest.mark.slow
 def test_overconfident_posterior_fails(labeling_posterior, labeling_sbc):
     """Negative control: data simulated with the true sds, posterior with sds 3x too small. The
     posterior sd is then ~1/3 of the true one, so x* lies outside the range of 19 draws about
@@ -231,6 +234,7 @@ def split_network():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("joint", [False, True], ids=["expression", "expression+flux"])
 def test_expression_posterior_is_calibrated(split_network, joint):
     """FALCON's Laplace term (σ = 1, scale k integrated out on [0.5, 2]) alone and with a

@@ -26,6 +26,7 @@ def network(toy):
     return toy.stoichiometry()
 
 
+@pytest.mark.slow
 def test_posterior_agrees_with_linearised_fit(problem, network):
     """With 15 precise measurements the posterior of the free net flux v3 is close to Gaussian:
     its mean and sd match the weighted-least-squares fit and its linearised sd (J'J)^-1 within

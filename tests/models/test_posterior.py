@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import arviz_stats
+import jax.numpy as jnp
 import numpy as np
+import numpyro
 import pytest
 import scipy.integrate
 import scipy.stats
@@ -126,7 +128,7 @@ def test_falcon_is_the_mode_in_its_orthant(textbook, falcon_case):
     k = term.best_scale(v)
     ll = float(term.log_likelihood(v, {term.scale_name: k}))
     objective = float(result["objective"][0])
-    np.testing.assert_allclose(-(ll - term.log_normaliser()), objective, rtol=1e-6)
+    np.testing.assert_allclose(-(ll - term.log_normaliser(term.noise())), objective, rtol=1e-6)
     d = result["direction"].isel(run=0).values
     open_ = (d == 0) & (np.abs(v) <= 1e-9)  # left open by the iteration, no flux in the answer
     face = {r: int(x) for r, x, o in zip(textbook.reactions, d, open_) if x != 0 or o}
@@ -136,6 +138,7 @@ def test_falcon_is_the_mode_in_its_orthant(textbook, falcon_case):
     np.testing.assert_allclose(mode.attrs["objective"], objective, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_global_mode_bounds_falcon_and_every_draw(textbook, falcon_case):
     """The unrestricted MILP mode is at least as good as FALCON's (a heuristic) and as every
     posterior draw at its best k; the marginal over k equals quadrature."""
@@ -296,3 +299,34 @@ def test_expression_dispersion_scales_every_sigma(textbook, falcon_case):
     integral = scipy.integrate.quad(f, a, b, points=breaks, limit=500)[0]
     marginal = float(term.log_likelihood(v, {"expression_dispersion": phi}))
     np.testing.assert_allclose(marginal, np.log(integral) + peak - np.log(b - a), rtol=1e-9)
+
+
+def test_expression_relative_error_floors_every_sigma(textbook, falcon_case):
+    """With the relative error ``ρ`` latent too, the likelihood is that of
+    ``Laplace(k g_i, sqrt(φ² σ_i² + ρ² e_i²))`` (scipy), per group and in the NumPyro model's
+    pointwise log-likelihood."""
+    expression, std, result = falcon_case
+    v = result["flux"].values
+    term = ExpressionLaplace(
+        textbook,
+        expression,
+        std,
+        marginalize=False,
+        dispersion=(0.1, 10),
+        relative_error=(1e-3, 10),
+        name="expr",
+    )
+    assert [lat.name for lat in term.latents] == [
+        "expr_k",
+        "expr_dispersion",
+        "expr_relative_error",
+    ]
+    k, phi, rho = term.best_scale(v), 1.5, 0.4
+    theta = {"expr_k": k, "expr_dispersion": phi, "expr_relative_error": rho}
+    g = np.abs(v) @ term.members.T
+    scale = np.sqrt((phi * term.sigma) ** 2 + (rho * term.abundance) ** 2)
+    expected = scipy.stats.laplace.logpdf(term.abundance, k * g, scale)
+    np.testing.assert_allclose(float(term.log_likelihood(v, theta)), expected.sum(), rtol=1e-10)
+    trace = numpyro.handlers.trace(lambda: term.observe(jnp.asarray(v), theta)).get_trace()
+    pointwise = trace["expr"]["fn"].log_prob(trace["expr"]["value"])
+    np.testing.assert_allclose(np.asarray(pointwise), expected, rtol=1e-10)

@@ -61,6 +61,7 @@ def test_posterior_step_bad_options(tmp_path):
         run_config(config, echo=lambda _: None)
 
 
+@pytest.mark.slow
 def test_posterior_step_parsimony_starts_at_the_expression_mode(tmp_path):
     """``prior = "parsimony"`` with FALCON's likelihood: the posterior is built around its mode
     (k's range from the data, in the tree's provenance), chains start there; the options are
@@ -87,6 +88,7 @@ def test_posterior_step_parsimony_starts_at_the_expression_mode(tmp_path):
             run_config(config, echo=lambda _: None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sampler", "options", "n_blocks", "files"),
     [
@@ -161,6 +163,7 @@ def test_report_of_a_sampled_step(tmp_path):
     assert any("report:" in ln for ln in lines)
 
 
+@pytest.mark.slow
 def test_posterior_step_with_the_second_law(tmp_path):
     """``thermo = "ecoli_core"`` adds the second law on (v, ln c): every draw of E. coli core keeps
     its sign pattern thermodynamically feasible (fresh LP) and the SUCDi/FRD7 loop is gone."""

@@ -29,6 +29,7 @@ def _rejection(thermo, n_flux: int = 20000):
     return u[ok], lnc[ok], ess * ok.mean()
 
 
+@pytest.mark.slow
 def test_feasible_chord_sampler_matches_rejection(triangle_thermo):
     """Both sign patterns of R2 are visited, every draw obeys the second law with its own ln c,
     and flux and ln c means agree with rejection sampling within Z_BOUND combined MCSE."""

@@ -91,6 +91,7 @@ def ecoli_core_space():
         return FluxSpace.build(ecoli_core(), bounds={"FRD7": (0.0, 0.0)})
 
 
+@pytest.mark.slow
 def test_stops_for_new_patterns_do_not_change_the_chain(triangle_thermo, monkeypatch):
     """A run whose table holds every pattern from the start (it never stops for an LP) gives the
     same draws as one that starts empty and stops at each new pattern."""

@@ -62,6 +62,7 @@ def _mean_se(tree) -> tuple[np.ndarray, np.ndarray]:
     return mean, az.mcse(flux)["flux"].values
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["orthant_draws", "tempering_draws"])
 def test_every_draw_is_feasible(which, triangle_thermo, request):
     """A fresh, uncached LP (scipy linprog on ln c) accepts every draw's sign pattern."""
@@ -165,6 +166,7 @@ def test_orthant_chains_move_on_ecoli_core():
     assert np.all(spread > 1e-6), spread
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["orthants", "tempering"])
 def test_interrupted_run_resumes_from_its_checkpoint(which, triangle_thermo, tmp_path):
     """After the last block files are removed (a run killed there), a rerun reads the blocks
