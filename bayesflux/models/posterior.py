@@ -418,11 +418,13 @@ class FluxPosterior:
 
     def scale_rounding(self, scale: np.ndarray, center: np.ndarray | None = None) -> Rounding:
         """The :class:`~bayesflux.sampling.Rounding` of the polytope's coordinates ``z``
-        (``x = v0 + N z``) whose covariance is ``(Nᵀ diag(scale⁻²) N)⁻¹``: each coordinate of
-        ``x = (v, θ)`` known to about ``scale`` as if observed alone, so a tight flux stays
-        tight when it shares ``z`` with loose ones; centred at ``center`` if given."""
+        (``x = v0 + N z``) whose covariance is ``(Nᵀ diag(scale⁻²) N + C⁻¹)⁻¹``: each
+        coordinate of ``x = (v, θ)`` known to about ``scale`` as if observed alone (a tight flux
+        stays tight when it shares ``z`` with loose ones), within the polytope's shape ``C``
+        (its Expectation-Propagation covariance: thin directions stay thin); centred at
+        ``center`` if given."""
         from bayesflux.models.blocks import _pseudo_inverse
-        from bayesflux.sampling.rounding import covariance_rounding
+        from bayesflux.sampling.rounding import covariance_rounding, round_polytope
 
         poly = self.polytope
         scale = np.asarray(scale, dtype=float)
@@ -431,7 +433,8 @@ class FluxPosterior:
                 f"scale needs {poly.N.shape[0]} positive finite values (fluxes, then latents "
                 f"{list(self.latent_names)}), got shape {scale.shape}"
             )
-        precision = (poly.N.T / scale**2) @ poly.N
+        shape = round_polytope(poly, "ep").cov
+        precision = (poly.N.T / scale**2) @ poly.N + np.linalg.inv(shape)
         cov = np.linalg.inv(0.5 * (precision + precision.T))
         z = None
         if center is not None:

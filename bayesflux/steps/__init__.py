@@ -1,7 +1,7 @@
 """Pipeline steps of ``bayesflux run``: thin adapters from config options to the public functions.
 
 Each step is ``step(network, *, previous, **options)`` registered with
-:func:`bayesflux.pipeline.register_step`; ``previous`` maps earlier step names to their results.
+:func:`bayesflux.config.register_step`; ``previous`` maps earlier step names to their results.
 Each capability keeps its steps in its own module here.
 """
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from bayesflux.config import InputFile, register_step
 from bayesflux.errors import ConfigError
 from bayesflux.expression import enzyme_abundance, read_gene_data
 from bayesflux.methods.eflux import eflux
@@ -23,7 +24,6 @@ from bayesflux.methods.falcon import falcon
 from bayesflux.methods.gimme import gimme
 from bayesflux.methods.imat import imat
 from bayesflux.network import Network
-from bayesflux.pipeline import InputFile, register_step
 
 
 def gene_table(expression: str | None) -> tuple:

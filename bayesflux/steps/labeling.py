@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from bayesflux.config import InputFile, register_step
 from bayesflux.errors import ConfigError
 from bayesflux.labeling import fit, profile_interval, read_ftbl
 from bayesflux.network import Network
-from bayesflux.pipeline import InputFile, register_step
 
 
 def _mfa_summary(result: xr.Dataset) -> str:

@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
+from bayesflux.config import register_step
 from bayesflux.methods import fba, fva
 from bayesflux.network import Network
-from bayesflux.pipeline import register_step
 
 
 def _fba_summary(result: xr.DataTree) -> str:

@@ -203,6 +203,8 @@ def posterior_step(
             checkpoint=None if checkpoint is None else Path(checkpoint),
             progress=progress,
             start=first,
+            # whitened by the mode's guessed scales (see expression_posterior)
+            scale=mode["scale"].values if first is not None and sampler == "hmc" else None,
         )
     if fluxes:
         check_measurements(result, fluxes, seed=seed)

@@ -8,8 +8,8 @@ from typing import Literal, TypedDict
 import numpy as np
 import xarray as xr
 
+from bayesflux.config import OutputDir, register_step
 from bayesflux.network import Network
-from bayesflux.pipeline import OutputDir, register_step
 from bayesflux.sampling import LinearConstraint, sample_fluxes
 
 

@@ -13,9 +13,9 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
+from bayesflux.config import OutputDir, register_step
 from bayesflux.errors import ConfigError
 from bayesflux.network import Network
-from bayesflux.pipeline import OutputDir, register_step
 from bayesflux.thermo.data import ThermoModel
 from bayesflux.thermo.sources import ecoli_core
 

@@ -8,6 +8,9 @@ import functools
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -17,7 +20,7 @@ import xarray as xr
 import bayesflux.steps  # noqa: F401  (registers the step kinds)
 from bayesflux.errors import ConfigError, SolverError
 from bayesflux.pipeline import STEPS, load_config, run_config
-from bayesflux.results import read_results
+from bayesflux.results import read_results, write_netcdf
 
 
 def tiny_model(uptake: float) -> str:
@@ -127,6 +130,24 @@ def test_two_configs_one_output_keep_each_others_groups(tmp_path):
     with pytest.raises(ConfigError, match=r"c\.toml.*'fba'.*written by config .*a\.toml"):
         run(tmp_path / "c.toml")
     assert set(read_results(tmp_path / "shared.nc").children) == {"fba", "fva"}
+
+
+def test_an_output_of_an_older_bayesflux_is_recomputed_not_refused(tmp_path, monkeypatch):
+    """Before shared outputs the root ``config`` attribute held the path as typed (here
+    relative) and groups named no config: rerunning that config recomputes them."""
+    (tmp_path / "a.toml").write_text(FBA)
+    tree, _ = run(tmp_path / "a.toml")
+    legacy = tree.copy()
+    legacy.attrs = {"config": "a.toml", "model": "small", "network": "small"}
+    legacy["fba"].attrs = {
+        k: v for k, v in legacy["fba"].attrs.items() if not k.startswith("step_")
+    }
+    write_netcdf(legacy, tmp_path / "shared.nc")
+    monkeypatch.chdir(tmp_path.parent)
+    _, lines = run(tmp_path / "a.toml")
+    assert any("(written by an older bayesflux)" in ln for ln in lines)
+    node = read_results(tmp_path / "shared.nc")["fba"]
+    assert node.attrs["step_config"] == str(tmp_path / "a.toml")
 
 
 def test_concurrent_writers_are_serialised(tmp_path, monkeypatch):
@@ -240,6 +261,20 @@ def test_model_and_output_errors(tmp_path, text, message):
     assert str(caught.value).startswith(str(path))
 
 
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ("{ NOPE = [0, 1] }", "unknown reaction 'NOPE'"),
+        ("{ R1 = [inf, inf] }", r"reaction 'R1' has lb = \+inf"),
+    ],
+)
+def test_bounds_the_network_refuses_name_the_config_and_key(tmp_path, bounds, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[model]\nsource = "small"\nbounds = {bounds}\n[[step]]\nkind = "fba"\n')
+    with pytest.raises(ConfigError, match=rf"^{path}: \[model\] bounds: .*{message}"):
+        run(path)
+
+
 def test_a_huge_block_size_is_refused_up_front(tmp_path, monkeypatch):
     """The memory the draws need is estimated before any step runs."""
     ran = []
@@ -304,7 +339,49 @@ def test_posterior_warns_when_the_fit_rejects_the_measurements(tmp_path, caplog)
     with caplog.at_level(logging.WARNING):
         tree, _ = run(path)
     assert tree["flux_posterior"].attrs["measurement_ppp"] < 0.01
+    stored = read_results(tmp_path / "results.nc")["flux_posterior"].attrs
+    assert stored["measurement_ppp"] < 0.01
+    assert {"max_rhat", "min_ess_bulk", "min_ess_tail"} <= set(stored)
     rejected = [r.getMessage() for r in caplog.records if "rejects the measured" in r.getMessage()]
     assert len(rejected) == 1 and "BIOMASS measured 50" in rejected[0]
     assert "R1 measured" not in rejected[0]
     assert np.all(tree["flux_posterior"]["posterior"]["flux"].sel(reaction="BIOMASS") <= 10 + 1e-6)
+
+
+KILLED_WRITER = """
+import sys, time
+from bayesflux.results import atomic_write
+
+def write(tmp):
+    with open(tmp, "wb") as fh:
+        fh.write(b"half a NetCDF file")
+    print("writing", flush=True)
+    time.sleep(600)
+
+atomic_write(sys.argv[1], write)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_a_temp_file_the_next_run_removes(tmp_path):
+    """A real SIGKILL during the write: the output is untouched and the next run deletes the
+    writer's temporary file."""
+    (tmp_path / "a.toml").write_text(FBA)
+    run(tmp_path / "a.toml")
+    before = (tmp_path / "shared.nc").read_bytes()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path / "shared.nc")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline() == "writing\n"
+    finally:
+        writer.kill()
+        writer.wait(timeout=60)
+    assert writer.returncode == -signal.SIGKILL
+    leftovers = list(tmp_path.glob(".shared.nc.*.tmp"))
+    assert len(leftovers) == 1
+    assert (tmp_path / "shared.nc").read_bytes() == before
+    _, lines = run(tmp_path / "a.toml")
+    assert any("[fba] reused" in ln for ln in lines)
+    assert list(tmp_path.glob(".shared.nc.*.tmp")) == []

@@ -330,3 +330,23 @@ def test_expression_relative_error_floors_every_sigma(textbook, falcon_case):
     trace = numpyro.handlers.trace(lambda: term.observe(jnp.asarray(v), theta)).get_trace()
     pointwise = trace["expr"]["fn"].log_prob(trace["expr"]["value"])
     np.testing.assert_allclose(np.asarray(pointwise), expected, rtol=1e-10)
+
+
+def test_expression_mode_scale_whitens_the_posterior(textbook, falcon_case):
+    """The mode's ``scale`` guess gives a rounding whose implied flux standard deviations never
+    exceed the guess (a tight flux stays tight beside loose ones in the same coordinates) and
+    stay inside the polytope's own extent; the relative error starts at its maximum likelihood,
+    inside its prior range."""
+    expression, std, _ = falcon_case
+    posterior, mode = expression_posterior(textbook, expression, std)
+    assert posterior.latent_names == ("expression_relative_error",)
+    low, high = posterior.latents[0].lower, posterior.latents[0].upper
+    assert low < mode.attrs["relative_error"] < high
+    scale = mode["scale"].values
+    rounding = posterior.scale_rounding(scale, mode["start"].values)
+    poly = posterior.polytope
+    implied = np.sqrt(np.einsum("ij,jk,ik->i", poly.N, rounding.cov, poly.N))
+    assert np.all(implied <= scale * (1 + 1e-6))
+    assert np.all(poly.A @ rounding.center < poly.b)
+    with pytest.raises(ConfigError, match="positive finite"):
+        posterior.scale_rounding(-scale)
