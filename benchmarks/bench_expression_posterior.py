@@ -88,6 +88,7 @@ def main() -> None:
             seed=args.seed,
             start=mode["start"].values,
             scale=mode["scale"].values,
+            scale_direction=mode["direction"].values,
             progress=args.verbose,
         )
         seconds = time.perf_counter() - start

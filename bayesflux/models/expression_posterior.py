@@ -21,8 +21,11 @@ under :class:`~bayesflux.models.Parsimony` it stays with the fit. :func:`express
    posterior standard deviation from them (``√2 ρ |v_j|``: a Laplace of scale ``ρ e_i``
    around ``k g_i = e_i``; ``ρ`` times the median nonzero ``|v|`` for fluxes at 0).
 
-Sample with ``posterior.sample(start=mode["start"], scale=mode["scale"])``: chains dispersed
-around the mode, HMC in coordinates whitened by the guessed scales.
+The fluxes' common scale ``c`` is known to a relative ``1/sqrt(d - 1)`` only (step 2's
+``Gamma(d - 1)``), far looser than independent per-flux scales imply along ``v`` itself:
+``direction`` is ``v / sqrt(d - 1)``. Sample with ``posterior.sample(start=mode["start"],
+scale=mode["scale"], scale_direction=mode["direction"])``: chains dispersed around the mode, HMC
+in coordinates whitened by the guessed scales.
 """
 
 from __future__ import annotations
@@ -99,10 +102,11 @@ def expression_posterior(
         The posterior, and its mode: ``flux`` over ``reaction``, ``start`` (the point ``(v, θ)``
         to give ``FluxPosterior.sample(start=...)``: dispersion and relative error at their
         maximum likelihood there, other latents at the middle of their ranges), ``scale``
-        (guessed posterior standard deviations of ``(v, θ)``, for ``sample(scale=...)``) and
-        attrs ``k`` (the mode's
-        abundance per flux), ``scale_bounds``, ``objective`` (FALCON's, ``Σ_i |g_i - e_i/k| /
-        (σ_i / k)`` at the MILP's optimum: compare with :func:`~bayesflux.methods.falcon`'s),
+        (guessed posterior standard deviations of ``(v, θ)``, for ``sample(scale=...)``),
+        ``direction`` (the flux scale's spread, for ``sample(scale_direction=...)``) and attrs
+        ``k`` (the mode's abundance per flux), ``scale_bounds``, ``objective`` (FALCON's,
+        ``Σ_i |g_i - e_i/k| / (σ_i / k)`` at the MILP's optimum: compare with
+        :func:`~bayesflux.methods.falcon`'s),
         ``dispersion`` and ``relative_error`` (their maximum likelihood at the mode),
         ``parsimony_scale`` and ``status``.
     """
@@ -158,6 +162,10 @@ def expression_posterior(
             "flux": ("reaction", v),
             "start": ("coordinate", np.concatenate([v, list(latents.values())])),
             "scale": ("coordinate", scale),
+            "direction": (
+                "coordinate",
+                np.concatenate([v, np.zeros(len(latents))]) / np.sqrt(max(poly.dim - 1, 1)),
+            ),
         },
         coords={
             "reaction": list(network.reactions),

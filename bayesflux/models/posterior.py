@@ -333,6 +333,7 @@ class FluxPosterior:
         start: np.ndarray | None = None,
         start_spread: float = 0.1,
         scale: np.ndarray | None = None,
+        scale_direction: np.ndarray | None = None,
     ) -> xr.DataTree:
         """Sample the posterior on the joint polytope: :meth:`model` run by a kernel of
         :mod:`bayesflux.infer` (:func:`bayesflux.infer.sample`).
@@ -364,6 +365,8 @@ class FluxPosterior:
         (``ReflectiveHMC(precondition=True)`` from :meth:`scale_rounding`) and adapts its mass
         matrix there, which keeps NumPyro's shrinkage toward ``1e-3 I`` away from posteriors
         whose variances are far smaller (Yeast 5.21's expression posterior).
+        ``scale_direction``: one more direction of ``(v, θ)`` along which the posterior spreads
+        by its length (e.g. an expression mode's ``direction``: the fluxes' common scale).
         """
         from bayesflux.infer import HitAndRun, HitAndRunSlice, ReflectiveHMC
         from bayesflux.infer import sample as infer_sample
@@ -376,7 +379,7 @@ class FluxPosterior:
         if scale is not None:
             if method != "hmc":
                 raise ConfigError("scale (a whitening of the coordinates) needs method='hmc'")
-            rounding = self.scale_rounding(scale, start)
+            rounding = self.scale_rounding(scale, start, direction=scale_direction)
         if method == "hmc":
             chosen = ReflectiveHMC(
                 model,
@@ -416,13 +419,20 @@ class FluxPosterior:
             **self.tree_options(),
         )
 
-    def scale_rounding(self, scale: np.ndarray, center: np.ndarray | None = None) -> Rounding:
+    def scale_rounding(
+        self,
+        scale: np.ndarray,
+        center: np.ndarray | None = None,
+        *,
+        direction: np.ndarray | None = None,
+    ) -> Rounding:
         """The :class:`~bayesflux.sampling.Rounding` of the polytope's coordinates ``z``
         (``x = v0 + N z``) whose covariance is ``(Nᵀ diag(scale⁻²) N + C⁻¹)⁻¹``: each
         coordinate of ``x = (v, θ)`` known to about ``scale`` as if observed alone (a tight flux
         stays tight when it shares ``z`` with loose ones), within the polytope's shape ``C``
-        (its Expectation-Propagation covariance: thin directions stay thin); centred at
-        ``center`` if given."""
+        (its Expectation-Propagation covariance: thin directions stay thin), plus ``δ δᵀ`` for
+        a ``direction`` ``δ`` of ``x`` (carried to ``z``) along which the posterior spreads
+        further than coordinate-wise scales allow; centred at ``center`` if given."""
         from bayesflux.models.blocks import _pseudo_inverse
         from bayesflux.sampling.rounding import covariance_rounding, round_polytope
 
@@ -436,6 +446,12 @@ class FluxPosterior:
         shape = round_polytope(poly, "ep").cov
         precision = (poly.N.T / scale**2) @ poly.N + np.linalg.inv(shape)
         cov = np.linalg.inv(0.5 * (precision + precision.T))
+        if direction is not None:
+            direction = np.asarray(direction, dtype=float)
+            if direction.shape != scale.shape or not np.all(np.isfinite(direction)):
+                raise ConfigError(f"direction needs {scale.size} finite values")
+            u = _pseudo_inverse(poly) @ direction
+            cov = cov + np.outer(u, u)
         z = None
         if center is not None:
             z = nearest_interior(poly.A, poly.b, _pseudo_inverse(poly) @ (center - poly.v0))

@@ -190,6 +190,7 @@ def posterior_step(
             raise ConfigError(
                 f"posterior: sampler must be 'hmc', 'metropolis' or 'slice', not {sampler!r}"
             )
+        whiten = first is not None and sampler == "hmc"
         result = posterior.sample(
             method=sampler,
             num_chains=num_chains,
@@ -204,7 +205,8 @@ def posterior_step(
             progress=progress,
             start=first,
             # whitened by the mode's guessed scales (see expression_posterior)
-            scale=mode["scale"].values if first is not None and sampler == "hmc" else None,
+            scale=mode["scale"].values if whiten else None,
+            scale_direction=mode["direction"].values if whiten else None,
         )
     if fluxes:
         check_measurements(result, fluxes, seed=seed)

@@ -350,3 +350,10 @@ def test_expression_mode_scale_whitens_the_posterior(textbook, falcon_case):
     assert np.all(poly.A @ rounding.center < poly.b)
     with pytest.raises(ConfigError, match="positive finite"):
         posterior.scale_rounding(-scale)
+    # the flux scale's spread: the mode's own direction, 1/sqrt(d - 1) of it, added in rank one
+    ray = mode["direction"].values
+    flux_dim = poly.dim - len(posterior.latents)
+    np.testing.assert_allclose(ray[:-1] * np.sqrt(flux_dim - 1), mode["flux"].values)
+    wider = posterior.scale_rounding(scale, direction=ray)
+    u = np.linalg.pinv(poly.N) @ ray
+    np.testing.assert_allclose(wider.cov - rounding.cov, np.outer(u, u), atol=1e-12)
