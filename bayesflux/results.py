@@ -3,9 +3,9 @@
 Every method returns an ``xarray.Dataset`` (or a ``DataTree`` of ArviZ groups) whose variables are
 indexed by a ``reaction`` coordinate holding reaction ids.
 
-A file is written to ``.NAME.PID.XXXX.tmp`` beside it and renamed (:func:`atomic_write`); a writer
-killed mid-write leaves that temporary file, which :func:`remove_stale_temps` deletes once its
-process is gone. Writers that read, merge and rewrite one file serialise on ``.NAME.lock``
+A file is written to ``.NAME.<pid>.<rnd>.tmp`` beside it and renamed (:func:`atomic_write`); a
+writer killed mid-write leaves that temporary file, which :func:`remove_stale_temps` deletes once
+its process is gone. Writers that read, merge and rewrite one file serialise on ``.NAME.lock``
 (:func:`output_lock`).
 """
 
@@ -66,8 +66,8 @@ def flux_dataset(
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk and rename it to
     ``path``: a run interrupted at any moment leaves the previous file or the new one, never a
-    truncated one. The temporary name ``.NAME.PID.XXXX.tmp`` carries the writer's process id, so
-    :func:`remove_stale_temps` can tell a dead writer's leftovers from a live writer's file. The
+    truncated one. The temporary name ``.NAME.<pid>.<rnd>.tmp`` carries the writer's process id,
+    so :func:`remove_stale_temps` can tell a dead writer's leftovers from a live writer's file. The
     file gets the permissions the umask gives new files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,8 +134,8 @@ def remove_stale_temps(path: str | Path, *, locked: bool = False) -> list[Path]:
     """Delete the temporary files :func:`atomic_write` left when its writer died: those of the
     file ``path``, or of every file in ``path`` if it is a folder.
 
-    A file ``.NAME.PID.XXXX.tmp`` goes when no process ``PID`` exists. One without a process id
-    (written before ids were recorded) goes only with ``locked=True``, i.e. when the caller holds
+    A file ``.NAME.<pid>.<rnd>.tmp`` goes when no process ``<pid>`` exists. One without a process
+    id (written before ids were recorded) goes only with ``locked=True``, i.e. when the caller holds
     :func:`output_lock` on ``path`` and so no pipeline writer can be using it. Returns the paths
     deleted.
     """
