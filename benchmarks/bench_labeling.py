@@ -5,7 +5,8 @@ x3cflux by :func:`bayesflux.labeling.fluxml.write_fluxml`. Timed, per flux vecto
 simulation of all measured MIDs, simulation + full Jacobian w.r.t. the free parameters (one
 ``jax.jacfwd(..., has_aux=True)`` call returning both in bayesflux; ``compute_measurements`` then
 ``compute_jacobian`` in x3cflux), and 1000 simulations (vmapped in bayesflux, a loop in
-x3cflux). Best of several rounds, wall clock, CPU only.
+x3cflux); and one simulation by the fluxomer (FIA) simulator beside the EMU one. Best of several
+rounds, wall clock, CPU only.
 
 x3cflux (13CFLUX, PyPI ``x3cflux``) needs ``apt-get install coinor-libipopt-dev liblapack-dev
 libblas-dev`` and then ``pip install x3cflux``. FreeFlux pins numpy<1.23 and does not install on
@@ -30,7 +31,12 @@ import numpy as np  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from bayesflux.labeling import LabelingProblem, MSMeasurement, read_ftbl  # noqa: E402
+from bayesflux.labeling import (  # noqa: E402
+    FluxomerSimulator,
+    LabelingProblem,
+    MSMeasurement,
+    read_ftbl,
+)
 from bayesflux.labeling.fit import random_starts  # noqa: E402
 from bayesflux.labeling.fluxml import write_fluxml  # noqa: E402
 
@@ -93,6 +99,18 @@ def main() -> None:
         "simulation + Jacobian": best_of(lambda: jac(th)[0].block_until_ready()),
         "1000 simulations": best_of(lambda: many(batch).block_until_ready(), repeat=3, number=2),
     }
+    # the fluxomer (FIA, seed 001) simulator beside the EMU one: same MIDs, time per simulation
+    fia = FluxomerSimulator(model.network, sim.targets)
+    x_emu, x_fia = problem.inputs[0], fia.input_isotopomers(model.experiment)
+    u = model.network.gross_fluxes(*problem.split(th))
+    f_emu, f_fia = jax.jit(sim.simulate), jax.jit(fia.simulate)
+    diff = float(jnp.abs(f_fia(u, x_fia) - f_emu(u, x_emu)).max())
+    t_emu = best_of(lambda: f_emu(u, x_emu).block_until_ready(), repeat=10)
+    t_fia = best_of(lambda: f_fia(u, x_fia).block_until_ready(), repeat=10)
+    print(
+        f"FIA vs EMU, one simulation: {t_fia * 1e3:.3f} ms vs {t_emu * 1e3:.3f} ms "
+        f"({t_fia / t_emu:.2f}x), max |MID FIA - EMU| {diff:.1e}"
+    )
     print(f"{'':24s}{'bayesflux':>14s}{'x3cflux':>14s}{'ratio x3c/ours':>16s}")
     try:
         import x3cflux

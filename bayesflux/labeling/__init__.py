@@ -10,11 +10,23 @@
 * :mod:`~bayesflux.labeling.measurements` — MS, NMR, flux measurements -> residuals,
   log-likelihood;
 * :mod:`~bayesflux.labeling.fit` — weighted least squares, chi-square test, intervals;
-* :mod:`~bayesflux.labeling.ftbl` — FTBL reader; :mod:`~bayesflux.labeling.fluxml` — FluxML writer.
+* :mod:`~bayesflux.labeling.ftbl` — FTBL reader; :mod:`~bayesflux.labeling.fluxml` — FluxML
+  writer and reader;
+* :mod:`~bayesflux.labeling.bayflux` — BayFlux's transitions, MID and flux-bounds files, and the
+  13C problem and posterior term they pose.
 """
 
+from bayesflux.labeling.bayflux import (
+    BayFluxModel,
+    bayflux_core,
+    read_bayflux,
+    read_flux_bounds,
+    read_mass_distribution,
+    read_transitions,
+)
 from bayesflux.labeling.emu import EMUSimulator
 from bayesflux.labeling.fit import FitResult, fit, profile_interval
+from bayesflux.labeling.fluxml import FluxMLModel, read_fluxml
 from bayesflux.labeling.fluxomers import FluxomerSimulator
 from bayesflux.labeling.ftbl import FTBLModel, read_ftbl
 from bayesflux.labeling.isotopes import correct, correction_matrix, natural_distribution
@@ -28,11 +40,13 @@ from bayesflux.labeling.network import FluxSpace, LabelingNetwork, parse_reactio
 from bayesflux.labeling.tracers import Experiment, Species
 
 __all__ = [
+    "BayFluxModel",
     "EMUSimulator",
     "EnrichmentMeasurement",
     "Experiment",
     "FTBLModel",
     "FitResult",
+    "FluxMLModel",
     "FluxMeasurement",
     "FluxSpace",
     "FluxomerSimulator",
@@ -40,11 +54,17 @@ __all__ = [
     "LabelingProblem",
     "MSMeasurement",
     "Species",
+    "bayflux_core",
     "correct",
     "correction_matrix",
     "fit",
     "natural_distribution",
     "parse_reaction",
     "profile_interval",
+    "read_bayflux",
+    "read_flux_bounds",
+    "read_fluxml",
     "read_ftbl",
+    "read_mass_distribution",
+    "read_transitions",
 ]

@@ -1,10 +1,32 @@
 """Optimisation methods: each takes a network (and data) and returns an xarray result."""
 
-from bayesflux.methods.eflux import eflux
+from bayesflux.methods.ecmodel import (
+    EcModel,
+    ec_model,
+    ecoli_core_enzyme_table,
+    growth_scan,
+    read_enzyme_table,
+)
+from bayesflux.methods.eflux import eflux, eflux_min_scale
 from bayesflux.methods.falcon import FalconLP, falcon
 from bayesflux.methods.fba import fba
 from bayesflux.methods.fva import fva
 from bayesflux.methods.gimme import GimmeLP, gimme
 from bayesflux.methods.imat import imat
 
-__all__ = ["FalconLP", "GimmeLP", "eflux", "falcon", "fba", "fva", "gimme", "imat"]
+__all__ = [
+    "EcModel",
+    "FalconLP",
+    "GimmeLP",
+    "ec_model",
+    "ecoli_core_enzyme_table",
+    "eflux",
+    "eflux_min_scale",
+    "falcon",
+    "fba",
+    "fva",
+    "gimme",
+    "growth_scan",
+    "imat",
+    "read_enzyme_table",
+]

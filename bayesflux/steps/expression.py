@@ -12,6 +12,7 @@ Lee et al. 2012 files) from ``expression``, a path relative to the config file's
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import xarray as xr
@@ -96,7 +97,7 @@ def eflux_step(
     *,
     previous,
     expression: InputFile | None = None,
-    alpha: float = 1.0,
+    alpha: float | Literal["auto"] = "auto",
     measured: dict[str, float] | None = None,
     gpr_method: str = "min_disjunction",
 ) -> xr.Dataset:

@@ -7,7 +7,7 @@ import xarray as xr
 
 from bayesflux.config import InputFile, register_step
 from bayesflux.errors import ConfigError
-from bayesflux.labeling import fit, profile_interval, read_ftbl
+from bayesflux.labeling import fit, read_ftbl
 from bayesflux.network import Network
 
 
@@ -17,6 +17,12 @@ def _mfa_summary(result: xr.Dataset) -> str:
     return (
         f"SSR {a['ssr']:.4g} on {a['dof']} dof, 95% range [{a['chi2_lower']:.4g}, "
         f"{a['chi2_upper']:.4g}]: {verdict}; {result.sizes['reaction']} net fluxes"
+        + (
+            f"; {a['n_best']} of {a['n_starts']} starts reached the best SSR"
+            + ("" if a["converged"] else " (NOT converged)")
+            if "n_best" in a
+            else ""
+        )
     )
 
 
@@ -33,7 +39,9 @@ def mfa_fit_step(
 ) -> xr.Dataset:
     """13C-MFA of the FTBL file ``model`` (the pipeline's stoichiometric network is not used).
 
-    ``profile`` lists reactions whose net flux also gets a profile-likelihood interval.
+    ``net_lower``/``net_upper`` are profile-likelihood 95% intervals (see
+    :func:`bayesflux.labeling.fit`); ``profile`` lists reactions whose interval is also
+    reported as ``net_profile_lower``/``net_profile_upper`` (NaN elsewhere).
     """
     problem = read_ftbl(model).problem(xch_max=xch_max)
     result = fit(problem, n_starts=n_starts, rng=seed)
@@ -46,7 +54,7 @@ def mfa_fit_step(
         hi = lo.copy()
         for r in profile:
             j = problem.network.reaction_ids.index(r)
-            lo[j], hi[j] = profile_interval(problem, result, r)
+            lo[j], hi[j] = result.net_ci[j]  # profile likelihood, computed by fit
         ds["net_profile_lower"] = ("reaction", lo)
         ds["net_profile_upper"] = ("reaction", hi)
     ds.attrs["model"] = str(model)

@@ -9,7 +9,16 @@ from typing import Any
 
 from bayesflux.thermo.data import PHYSIOLOGICAL_LNC, R_GAS, ThermoDataError, ThermoModel
 from bayesflux.thermo.flux_force import exchange_lower_bound, least_conservative_bounds
-from bayesflux.thermo.loops import Loop, Sector, enumerate_loops, find_loop, sectors
+from bayesflux.thermo.loops import (
+    Loop,
+    Sector,
+    SectorPatterns,
+    SignFeasibility,
+    enumerate_loops,
+    find_loop,
+    sector_patterns,
+    sectors,
+)
 from bayesflux.thermo.polytope_b import (
     ConcentrationPolytope,
     Violation,
@@ -27,6 +36,8 @@ __all__ = [
     "ConcentrationPolytope",
     "Loop",
     "Sector",
+    "SectorPatterns",
+    "SignFeasibility",
     "ThermoDataError",
     "ThermoModel",
     "Violation",
@@ -41,6 +52,7 @@ __all__ = [
     "niebel_tsm",
     "parallel_tempering",
     "sample_orthants",
+    "sector_patterns",
     "sectors",
     "sign_pattern",
     "strata",

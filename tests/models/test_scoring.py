@@ -112,10 +112,11 @@ def test_true_net_flux_scores_best_and_passes(scored):
 
 
 def test_score_matches_full_fit_with_net_fluxes_fixed(network, experiments, values, scored):
-    """The full 13C-MFA fit (SLSQP, ftol 1e-12) with every net flux fixed to the truth fits the
-    same two exchange fluxes: both reach the same smooth minimum, where the SSR is quadratic in
-    the parameter error, so the SSRs agree far below 1e-7 (relative); the exchange fluxes only to
-    ~sqrt(dSSR / curvature), curvature ~ sigma_min(J)^2 ~ 0.03, hence rtol 1e-4 for them."""
+    """The full 13C-MFA fit (multi-start Levenberg-Marquardt) with every net flux fixed to the
+    truth fits the same two exchange fluxes: both reach the same smooth minimum, where the SSR is
+    quadratic in the parameter error, so the SSRs agree far below 1e-7 (relative); the exchange
+    fluxes only to ~sqrt(dSSR / curvature), curvature ~ sigma_min(J)^2 ~ 0.03, hence rtol 1e-4
+    for them."""
     full = LabelingProblem(
         network, experiments, _measurements(values), fixed=dict(zip(TOY, _net(TRUE_A)[0]))
     )
