@@ -104,8 +104,10 @@ mids.round(5)""",
 
 Sweeps `x <- F(x, u)` contract at the rate of the slowest mixing in the network; a large exchange
 flux (the `B <-> D` cycle) slows them. Newton steps on `F(x, u) - x = 0` (the Jacobian by
-forward-mode JAX) converge quadratically. `FluxomerSimulator.isotopomers` does 20 sweeps then
-Newton; here both are run by hand from the inputs-only labelling.""",
+forward-mode JAX) converge quadratically. Here both are run by hand from the inputs-only
+labelling; `FluxomerSimulator` itself iterates neither: it solves the balances exactly, level by
+level of cumomer weight, each level in small sparse blocks (never one dense system over all
+isotopomers).""",
     ),
     (
         "code",

@@ -4,8 +4,8 @@
   net/exchange fluxes, free-flux parameterisation;
 * :mod:`~bayesflux.labeling.tracers` — tracer mixtures with purities, labelling experiments;
 * :mod:`~bayesflux.labeling.emu` — EMU simulator (default; level-wise linear solves);
-* :mod:`~bayesflux.labeling.fluxomers` — full isotopomer (fluxomer) fixed point + Newton with
-  implicit gradients (cross-check);
+* :mod:`~bayesflux.labeling.fluxomers` — the isotopomer (fluxomer) balances solved exactly by a
+  sparse cascade over cumomer weights, implicit gradients (cross-check of EMU);
 * :mod:`~bayesflux.labeling.isotopes` — natural-isotope correction from fragment formulas;
 * :mod:`~bayesflux.labeling.measurements` — MS, NMR, flux measurements -> residuals,
   log-likelihood;

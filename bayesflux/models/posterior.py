@@ -16,6 +16,8 @@ and one variable per latent), ``sample_stats``, ``log_likelihood`` (one variable
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ __all__ = ["JOINT_SITE", "Coupling", "FluxPosterior", "Latent", "Term", "joint_p
 
 #: The hidden NumPyro site of a posterior with latents: the joint vector ``x = (v, θ)``.
 JOINT_SITE = "_flux_and_latents"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -334,6 +338,8 @@ class FluxPosterior:
         start_spread: float = 0.1,
         scale: np.ndarray | None = None,
         scale_direction: np.ndarray | None = None,
+        tune_rounds: int = 0,
+        tune_draws: int = 200,
     ) -> xr.DataTree:
         """Sample the posterior on the joint polytope: :meth:`model` run by a kernel of
         :mod:`bayesflux.infer` (:func:`bayesflux.infer.sample`).
@@ -367,6 +373,12 @@ class FluxPosterior:
         whose variances are far smaller (Yeast 5.21's expression posterior).
         ``scale_direction``: one more direction of ``(v, θ)`` along which the posterior spreads
         by its length (e.g. an expression mode's ``direction``: the fluxes' common scale).
+        ``tune_rounds`` (``"hmc"`` only): before the run, that many short runs (``tune_draws``
+        warm-up and kept draws per chain) each replace the whitening by the covariance of their
+        kept draws pooled over chains (:meth:`pooled_rounding`) and hand their last draws on as
+        starts. NumPyro adapts each chain's dense mass matrix from that chain's own warm-up
+        window, which in a few hundred dimensions leaves most directions at its shrinkage
+        target; pooled chains give a full-rank estimate.
         """
         from bayesflux.infer import HitAndRun, HitAndRunSlice, ReflectiveHMC
         from bayesflux.infer import sample as infer_sample
@@ -376,16 +388,42 @@ class FluxPosterior:
                 f"unknown sampling method {method!r}; expected 'metropolis', 'hmc' or 'slice'"
             )
         model = self.model()
+        if (scale is not None or tune_rounds) and method != "hmc":
+            raise ConfigError("scale and tune_rounds (whitenings of the coordinates) need 'hmc'")
+        if tune_rounds < 0 or tune_draws < 1:
+            raise ConfigError(
+                f"tune_rounds must be >= 0 and tune_draws >= 1, got {tune_rounds}, {tune_draws}"
+            )
         if scale is not None:
-            if method != "hmc":
-                raise ConfigError("scale (a whitening of the coordinates) needs method='hmc'")
             rounding = self.scale_rounding(scale, start, direction=scale_direction)
+        init_params = (
+            None
+            if start is None
+            else self.starts(start, num_chains, spread=start_spread, seed=seed)
+        )
+        for round_ in range(tune_rounds):
+            kernel_ = ReflectiveHMC(
+                model, rounding=rounding, trajectory_length=trajectory_length, precondition=True
+            )
+            with warnings.catch_warnings():  # a pilot is not expected to converge
+                warnings.simplefilter("ignore")
+                pilot = infer_sample(
+                    model, kernel=kernel_, num_draws=tune_draws, num_warmup=tune_draws,
+                    num_chains=num_chains, seed=seed + 7919 * (round_ + 1), progress=progress,
+                    init_params=init_params, **self.tree_options(),
+                )  # fmt: skip
+            log.info(
+                "tuning round %d: max R-hat %.3f, min bulk ESS %.0f",
+                round_ + 1, pilot.attrs["max_rhat"], pilot.attrs["min_ess_bulk"],
+            )  # fmt: skip
+            rounding, last = self.pooled_rounding(pilot, rounding)
+            init_params = {JOINT_SITE if self.latents else "flux": jnp.asarray(last)}
         if method == "hmc":
             chosen = ReflectiveHMC(
                 model,
                 rounding=rounding,
                 trajectory_length=trajectory_length,
-                precondition=scale is not None,
+                precondition=scale is not None or tune_rounds > 0,
             )
             steps = thinning or 1
         elif method == "metropolis":
@@ -413,11 +451,39 @@ class FluxPosterior:
             checkpoint=checkpoint,
             block_size=block_size,
             progress=progress,
-            init_params=None
-            if start is None
-            else self.starts(start, num_chains, spread=start_spread, seed=seed),
+            init_params=init_params,
             **self.tree_options(),
         )
+
+    def pooled_rounding(
+        self, tree: xr.DataTree, prior: Rounding | str = "ep"
+    ) -> tuple[Rounding, np.ndarray]:
+        """The whitening learned from a run's draws, and its chains' last points (in ``z``).
+
+        The covariance of the draws' reduced coordinates ``z``, pooled over chains (the spread
+        between chains counts: they are to cross it), taken in the coordinates ``u`` of the
+        previous whitening ``Σ₀ = L Lᵀ`` (``prior``; the polytope's EP shape for ``"ep"``):
+        ``S_u = Q diag(μ) Qᵀ``. With ``n`` pooled draws in ``d > n - 1`` dimensions, the
+        ``d - n + 1`` directions the draws do not span keep ``Σ₀``'s variance (``μ = 1``), so the
+        whitening is full rank however few the draws: ``Σ = L Q diag(μ) Qᵀ Lᵀ``."""
+        from bayesflux.models.blocks import _pseudo_inverse
+        from bayesflux.sampling.rounding import covariance_rounding, round_polytope
+
+        poly = self.polytope
+        post = tree["posterior"]
+        parts = [post["flux"].values] + [post[n].values[..., None] for n in self.latent_names]
+        z = (np.concatenate(parts, axis=-1) - poly.v0) @ _pseudo_inverse(poly).T
+        flat = z.reshape(-1, poly.dim)
+        cov0 = (round_polytope(poly, prior) if isinstance(prior, str) else prior).cov
+        L = np.linalg.cholesky(0.5 * (cov0 + cov0.T))
+        u = np.linalg.solve(L, (flat - flat.mean(axis=0)).T)
+        mu, Q = np.linalg.eigh(u @ u.T / max(flat.shape[0] - 1, 1))
+        unseen = poly.dim - min(flat.shape[0] - 1, poly.dim)
+        mu[:unseen] = 1.0
+        cov = L @ (Q * mu) @ Q.T @ L.T
+        last = np.stack([nearest_interior(poly.A, poly.b, point) for point in z[:, -1]])
+        rounding = covariance_rounding(poly, 0.5 * (cov + cov.T), center=flat.mean(axis=0))
+        return rounding, last
 
     def scale_rounding(
         self,

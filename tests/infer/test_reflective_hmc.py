@@ -67,9 +67,11 @@ def test_polytope_distribution_support_and_transform(fork_polytope):
     np.testing.assert_allclose(t(z), v, atol=1e-10)
 
 
-def test_flux_marginal_matches_quadrature_and_free_latent_its_prior(fork_polytope):
+@pytest.mark.parametrize("dense_mass", [True, False], ids=["dense", "diagonal"])
+def test_flux_marginal_matches_quadrature_and_free_latent_its_prior(fork_polytope, dense_mass):
     """R1 with y = 2 +- 1 observed: density ∝ (10 - r) N(r; 2, 1) on [0, 10]; a latent that no
-    likelihood touches keeps its HalfNormal(1) prior, mean sqrt(2/π)."""
+    likelihood touches keeps its HalfNormal(1) prior, mean sqrt(2/π); with a dense or a
+    diagonal adapted mass matrix."""
     net, poly = fork_polytope
 
     def model():
@@ -77,7 +79,7 @@ def test_flux_marginal_matches_quadrature_and_free_latent_its_prior(fork_polytop
         numpyro.sample("s", dist.HalfNormal(1.0))
         blocks.measured_fluxes(v, {"R1": (2.0, 1.0)}, network=net)
 
-    mcmc = _run(model, draws=2000, seed=3)
+    mcmc = _run(model, draws=2000, seed=3, dense_mass=dense_mass)
     samples = mcmc.get_samples(group_by_chain=True)
     v = np.asarray(samples["v"])
     np.testing.assert_allclose(v.reshape(-1, net.n_reactions) @ net.S.T, 0.0, atol=1e-9)
