@@ -132,6 +132,8 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "block_size": (lambda x: x >= 1, ">= 1"),
     "repeats": (lambda x: x >= 1, ">= 1"),
     "n_starts": (lambda x: x >= 1, ">= 1"),
+    "tune_rounds": (lambda x: x >= 0, ">= 0"),
+    "tune_draws": (lambda x: x >= 1, ">= 1"),
     "seed": (lambda x: 0 <= x < 2**32, "in [0, 2**32)"),
     "fraction": (lambda x: 0 <= x <= 1, "in [0, 1]"),
     "quantile": (lambda x: 0 <= x <= 1, "in [0, 1]"),

@@ -14,6 +14,7 @@ Every data table is optional; with none the posterior is the uniform prior on th
     thermo = "ecoli_core"                        # second law on (v, ln c): feasible-chord sampler
     metabolome = { atp_c = [0.005, 0.2] }        # concentration (M), sd of ln c; needs thermo
     sampler = "hmc"                              # or "metropolis" (hit-and-run), "slice"
+    tune_rounds = 2                              # hmc: pilot runs that learn the whitening
     num_chains = 4
     num_draws = 1000
     checkpoint = "results/posterior_ckpt"        # resume an interrupted run (hmc, metropolis)
@@ -110,6 +111,8 @@ def posterior_step(
     thinning: int | None = None,
     kernel: Literal["coordinate", "random"] = "coordinate",
     rounding: Literal["ep", "mve", "none"] = "ep",
+    tune_rounds: int = 0,
+    tune_draws: int = 200,
     seed: int = 0,
     block_size: int = 100,
     checkpoint: OutputDir | None = None,
@@ -191,6 +194,8 @@ def posterior_step(
                 f"posterior: sampler must be 'hmc', 'metropolis' or 'slice', not {sampler!r}"
             )
         whiten = first is not None and sampler == "hmc"
+        if tune_rounds and sampler != "hmc":
+            raise ConfigError("posterior: tune_rounds needs sampler = 'hmc'")
         result = posterior.sample(
             method=sampler,
             num_chains=num_chains,
@@ -207,6 +212,8 @@ def posterior_step(
             # whitened by the mode's guessed scales (see expression_posterior)
             scale=mode["scale"].values if whiten else None,
             scale_direction=mode["direction"].values if whiten else None,
+            tune_rounds=tune_rounds,
+            tune_draws=tune_draws,
         )
     if fluxes:
         check_measurements(result, fluxes, seed=seed)

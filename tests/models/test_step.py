@@ -64,14 +64,14 @@ def test_posterior_step_bad_options(tmp_path):
 @pytest.mark.slow
 def test_posterior_step_parsimony_starts_at_the_expression_mode(tmp_path):
     """``prior = "parsimony"`` with FALCON's likelihood: the posterior is built around its mode
-    (k's range from the data, in the tree's provenance), chains start there; the options are
-    checked before any work."""
+    (k's range from the data, in the tree's provenance), chains start there, one pooled tuning
+    round learns the whitening; the options are checked before any work."""
     genes = Path(__file__).parents[2] / "examples" / "ecoli_core_genes.tsv"
     head = '[model]\nsource = "textbook"\n[[step]]\nkind = "posterior"\nprogress = false\n'
     config = tmp_path / "pars.toml"
     config.write_text(
         head + f'expression = "{genes}"\nprior = "parsimony"\nnum_chains = 2\n'
-        "num_draws = 200\nseed = 2\n"
+        "num_draws = 200\nseed = 2\ntune_rounds = 1\ntune_draws = 50\n"
     )
     node = run_config(config, echo=lambda _: None)["flux_posterior"]
     assert node.attrs["flux_prior"].startswith("Parsimony(scale=")
@@ -82,6 +82,8 @@ def test_posterior_step_parsimony_starts_at_the_expression_mode(tmp_path):
         ('prior = "loopless"', "prior must be 'uniform' or 'parsimony'"),
         ('start = "mode"', "start = 'mode' needs the laplace expression model"),
         ("scale_bounds = [1.0]", r"scale_bounds must be \[lower, upper\]"),
+        ("tune_rounds = -1", "tune_rounds = -1 must be >= 0"),
+        ('sampler = "slice"\ntune_rounds = 1', "tune_rounds needs sampler = 'hmc'"),
     ):
         config.write_text(head + "fluxes = { PGI = [2.0, 0.5] }\n" + option + "\n")
         with pytest.raises(ConfigError, match=message):
