@@ -27,7 +27,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 BUILDERS = sorted(NOTEBOOKS.glob("build_*.py"))
 #: notebooks that read the benchmark data in ../shared/data
-NEEDS_SHARED_DATA = {"falcon_yeast.ipynb"}
+NEEDS_SHARED_DATA = {"falcon_yeast.ipynb", "expression_posterior.ipynb"}
 #: seconds per notebook (also nbclient's per-cell limit); several times the idle run time
 TIMEOUT = 300
 KERNEL = "python3"

@@ -464,8 +464,9 @@ class FluxPosterior:
         between chains counts: they are to cross it), taken in the coordinates ``u`` of the
         previous whitening ``Σ₀ = L Lᵀ`` (``prior``; the polytope's EP shape for ``"ep"``):
         ``S_u = Q diag(μ) Qᵀ``. With ``n`` pooled draws in ``d > n - 1`` dimensions, the
-        ``d - n + 1`` directions the draws do not span keep ``Σ₀``'s variance (``μ = 1``), so the
-        whitening is full rank however few the draws: ``Σ = L Q diag(μ) Qᵀ Lᵀ``."""
+        ``d - n + 1`` directions the draws do not span (and any along which no chain moved, ``μ``
+        below ``1e-10`` of the largest) keep ``Σ₀``'s variance (``μ = 1``), so the whitening is
+        full rank however few the draws: ``Σ = L Q diag(μ) Qᵀ Lᵀ``."""
         from bayesflux.models.blocks import _pseudo_inverse
         from bayesflux.sampling.rounding import covariance_rounding, round_polytope
 
@@ -478,8 +479,8 @@ class FluxPosterior:
         L = np.linalg.cholesky(0.5 * (cov0 + cov0.T))
         u = np.linalg.solve(L, (flat - flat.mean(axis=0)).T)
         mu, Q = np.linalg.eigh(u @ u.T / max(flat.shape[0] - 1, 1))
-        unseen = poly.dim - min(flat.shape[0] - 1, poly.dim)
-        mu[:unseen] = 1.0
+        unseen = np.arange(poly.dim) < poly.dim - min(flat.shape[0] - 1, poly.dim)
+        mu[unseen | (mu <= 1e-10 * mu.max())] = 1.0  # also directions no chain moved along
         cov = L @ (Q * mu) @ Q.T @ L.T
         last = np.stack([nearest_interior(poly.A, poly.b, point) for point in z[:, -1]])
         rounding = covariance_rounding(poly, 0.5 * (cov + cov.T), center=flat.mean(axis=0))
