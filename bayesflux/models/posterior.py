@@ -378,7 +378,8 @@ class FluxPosterior:
         kept draws pooled over chains (:meth:`pooled_rounding`) and hand their last draws on as
         starts. NumPyro adapts each chain's dense mass matrix from that chain's own warm-up
         window, which in a few hundred dimensions leaves most directions at its shrinkage
-        target; pooled chains give a full-rank estimate.
+        target; pooled chains give a full-rank estimate. Pilots and the run then adapt only a
+        diagonal mass matrix in the learned coordinates.
         """
         from bayesflux.infer import HitAndRun, HitAndRunSlice, ReflectiveHMC
         from bayesflux.infer import sample as infer_sample
@@ -403,7 +404,11 @@ class FluxPosterior:
         )
         for round_ in range(tune_rounds):
             kernel_ = ReflectiveHMC(
-                model, rounding=rounding, trajectory_length=trajectory_length, precondition=True
+                model,
+                rounding=rounding,
+                trajectory_length=trajectory_length,
+                precondition=True,
+                dense_mass=False,  # the pooled draws learn the correlations; a chain, its scales
             )
             with warnings.catch_warnings():  # a pilot is not expected to converge
                 warnings.simplefilter("ignore")
@@ -424,6 +429,7 @@ class FluxPosterior:
                 rounding=rounding,
                 trajectory_length=trajectory_length,
                 precondition=scale is not None or tune_rounds > 0,
+                dense_mass=tune_rounds == 0,
             )
             steps = thinning or 1
         elif method == "metropolis":
