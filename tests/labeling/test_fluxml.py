@@ -302,13 +302,8 @@ def test_mixture_documents_are_read_as_tracer_options(shared_data):
 
 # ------------------------------------------------------------------ Synechocystis (Syn.fml)
 @pytest.fixture(scope="module")
-def syn_models():
-    from bayesflux.datasets import shared_data_dir
-
-    root = shared_data_dir()
-    if root is None:
-        pytest.skip("../shared/data not found")
-    path = root / STRATMANN / "Syn.fml"
+def syn_models(shared_data):
+    path = shared_data / STRATMANN / "Syn.fml"
     return {c: read_fluxml(path, configuration=c) for c in ("a", "b", "bayes")}
 
 
