@@ -18,7 +18,9 @@
 
 from bayesflux.labeling.bayflux import (
     BayFluxModel,
+    GenomeScaleReport,
     bayflux_core,
+    bayflux_genome_scale,
     read_bayflux,
     read_flux_bounds,
     read_mass_distribution,
@@ -41,6 +43,7 @@ from bayesflux.labeling.tracers import Experiment, Species
 
 __all__ = [
     "BayFluxModel",
+    "GenomeScaleReport",
     "EMUSimulator",
     "EnrichmentMeasurement",
     "Experiment",
@@ -55,6 +58,7 @@ __all__ = [
     "MSMeasurement",
     "Species",
     "bayflux_core",
+    "bayflux_genome_scale",
     "correct",
     "correction_matrix",
     "fit",
