@@ -148,7 +148,7 @@ class _ChordKernel(PolytopeKernel):
         uniform = self._uniform(prepared)
         adapt_rounding = (not uniform) if self.adapt_rounding is None else bool(self.adapt_rounding)
         A, b = jnp.asarray(geom.A), jnp.asarray(geom.b)
-        S0 = np.linalg.cholesky(geom.inverse_mass)
+        S0 = geom.factor
         AS0 = jnp.asarray(geom.A @ S0)
         adapt_init, adapt_update = warmup_adapter(
             num_warmup, adapt_step_size=False, adapt_mass_matrix=adapt_rounding, dense_mass=True

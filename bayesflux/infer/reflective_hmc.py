@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
 
 from bayesflux.errors import ConfigError
@@ -181,7 +180,7 @@ class ReflectiveHMC(PolytopeKernel):
         max_delta = self.max_delta_energy
         size = geom.inverse_mass.shape[0]
         if self.precondition:  # x = x0 + L u: the adaptation sees u, whose initial mass is I
-            L = jnp.asarray(np.linalg.cholesky(geom.inverse_mass))
+            L = jnp.asarray(geom.factor)
             initial_inverse_mass = jnp.eye(size)
 
             def whiten(x):

@@ -114,11 +114,14 @@ def init_to_polytope(site=None):
 class Geometry(NamedTuple):
     """Half-spaces ``A x <= b`` of all polytope sites in the flat unconstrained vector, the
     initial inverse mass matrix / rounding covariance (EP covariance on polytope blocks,
-    identity elsewhere), and which entries of ``x`` lie on no polytope (``free``)."""
+    identity elsewhere), its lower-triangular factor (``factor factorᵀ = inverse_mass``, taken
+    from the rounding rather than recomputed, so that a whitening spanning many orders of
+    magnitude keeps its precision), and which entries of ``x`` lie on no polytope (``free``)."""
 
     A: np.ndarray
     b: np.ndarray
     inverse_mass: np.ndarray
+    factor: np.ndarray
     free: np.ndarray
 
 
@@ -126,7 +129,7 @@ def _geometry(z: dict, polytopes: dict[str, Polytope], rounding: str | Rounding)
     keys = sorted(z)  # ravel_pytree's order: sites by name, each flattened
     labels = np.repeat(np.arange(len(keys)), [int(np.prod(jnp.shape(z[k]))) for k in keys])
     size = labels.size
-    rows, rhs, inv_mass = [], [], np.eye(size)
+    rows, rhs, inv_mass, factor = [], [], np.eye(size), np.eye(size)
     free = np.ones(size, bool)
     for name, poly in polytopes.items():
         cols = np.flatnonzero(labels == keys.index(name))
@@ -146,12 +149,14 @@ def _geometry(z: dict, polytopes: dict[str, Polytope], rounding: str | Rounding)
                     "a Rounding object rounds one polytope site of its dimension; give a method "
                     "name ('ep', 'mve', 'none') for several"
                 )
-            inv_mass[np.ix_(cols, cols)] = rounding.cov
+            block_rounding = rounding
         else:
-            inv_mass[np.ix_(cols, cols)] = round_polytope(poly, rounding).cov
+            block_rounding = round_polytope(poly, rounding)
+        inv_mass[np.ix_(cols, cols)] = block_rounding.cov
+        factor[np.ix_(cols, cols)] = block_rounding.lower_factor()
     if not rows:  # no polytope: one inactive facet keeps the kernels' code uniform
         rows, rhs = [np.zeros((1, size))], [np.ones(1)]
-    return Geometry(np.vstack(rows), np.concatenate(rhs), inv_mass, free)
+    return Geometry(np.vstack(rows), np.concatenate(rhs), inv_mass, factor, free)
 
 
 def _around(rounding: Rounding, poly: Polytope, keys: jax.Array) -> jax.Array:

@@ -538,7 +538,7 @@ class ParallelTempering(PolytopeKernel):
         sigma = self.violation_scale
         if sigma is None:
             geom = prepared.geometry
-            S = np.linalg.cholesky(geom.inverse_mass)
+            S = geom.factor
             x0 = np.asarray(prepared.x[0] if prepared.batched else prepared.x)
             keys = jax.random.split(jax.random.key(0), 1)
             A, room = jnp.asarray(geom.A @ S), jnp.asarray(geom.b - geom.A @ x0)
@@ -558,7 +558,7 @@ class ParallelTempering(PolytopeKernel):
         f0, F, host, split = self._maps
         geom, unravel = prepared.geometry, prepared.unravel
         K, M = self.num_replicas, self.moves_per_swap
-        S0 = jnp.asarray(np.linalg.cholesky(geom.inverse_mass))
+        S0 = jnp.asarray(geom.factor)
         A, b = jnp.asarray(geom.A), jnp.asarray(geom.b)
         weights = jnp.asarray(host.weights)
         t_min, t_max = self.temperatures

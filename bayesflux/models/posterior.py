@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
+import scipy.linalg
 import xarray as xr
 
 from bayesflux.errors import ConfigError
@@ -481,16 +482,15 @@ class FluxPosterior:
         parts = [post["flux"].values] + [post[n].values[..., None] for n in self.latent_names]
         z = (np.concatenate(parts, axis=-1) - poly.v0) @ _pseudo_inverse(poly).T
         flat = z.reshape(-1, poly.dim)
-        cov0 = (round_polytope(poly, prior) if isinstance(prior, str) else prior).cov
-        L = np.linalg.cholesky(0.5 * (cov0 + cov0.T))
-        u = np.linalg.solve(L, (flat - flat.mean(axis=0)).T)
+        L = (round_polytope(poly, prior) if isinstance(prior, str) else prior).lower_factor()
+        u = scipy.linalg.solve_triangular(L, (flat - flat.mean(axis=0)).T, lower=True)
         mu, Q = np.linalg.eigh(u @ u.T / max(flat.shape[0] - 1, 1))
         unseen = np.arange(poly.dim) < poly.dim - min(flat.shape[0] - 1, poly.dim)
         mu[unseen | (mu <= 1e-10 * mu.max())] = 1.0  # also directions no chain moved along
-        cov = L @ (Q * mu) @ Q.T @ L.T
         last = np.stack([nearest_interior(poly.A, poly.b, point) for point in z[:, -1]])
-        rounding = covariance_rounding(poly, 0.5 * (cov + cov.T), center=flat.mean(axis=0))
-        return rounding, last
+        # Σ's factor, not Σ: its scales span the previous whitening's many orders of magnitude
+        factor = L @ (Q * np.sqrt(mu))
+        return covariance_rounding(poly, factor=factor, center=flat.mean(axis=0)), last
 
     def scale_rounding(
         self,

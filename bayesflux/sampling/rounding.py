@@ -78,6 +78,13 @@ class Rounding:
         """Half-spaces ``(A L, b - A center)`` of the rounded polytope in ``y``."""
         return poly.A @ self.L, poly.b - poly.A @ self.center
 
+    def lower_factor(self) -> np.ndarray:
+        """A lower-triangular ``S`` with ``S Sᵀ = cov``: ``L`` itself unless it is symmetric
+        (the ellipsoid's ``B``)."""
+        if np.array_equal(self.L, np.tril(self.L)):
+            return self.L
+        return np.linalg.cholesky(self.cov)
+
     def to_reduced(self, y: np.ndarray) -> np.ndarray:
         """``z = center + L y`` for ``y`` of shape ``(..., d)``."""
         return self.center + np.asarray(y) @ self.L.T
@@ -314,8 +321,9 @@ def round_polytope(poly: Polytope, method: Literal["ep", "mve", "none"] | None =
 
 def covariance_rounding(
     poly: Polytope,
-    cov: np.ndarray,
+    cov: np.ndarray | None = None,
     *,
+    factor: np.ndarray | None = None,
     center: np.ndarray | None = None,
     shrink: float = 0.99,
 ) -> Rounding:
@@ -328,6 +336,11 @@ def covariance_rounding(
     cov
         ``(d, d)`` covariance of the target in reduced coordinates, e.g. the linearised posterior
         ``(Σ_prior^-1 + Tᵀ JᵀJ T)^-1`` of a least-squares fit, or the covariance of warm-up draws.
+    factor
+        Instead of ``cov``: any full-rank ``F`` with ``cov = F Fᵀ``. ``L`` is then the transposed
+        ``R`` of the QR decomposition ``Fᵀ = Q R`` (``F Fᵀ = Rᵀ R``), never forming ``cov``'s
+        Cholesky factorisation, which round-off breaks when ``cov``'s scales span many orders
+        of magnitude (a whitening learned in already whitened coordinates).
     center
         Where chains start (``y = 0``), e.g. the best fit. A point on or outside the boundary is
         moved toward the Chebyshev centre ``c``: ``c + shrink (center - c)``, which is strictly
@@ -336,18 +349,30 @@ def covariance_rounding(
     shrink
         Fraction of the way from the Chebyshev centre to ``center`` kept, in (0, 1).
     """
-    cov = np.asarray(cov, dtype=float)
     d = poly.dim
-    if cov.shape != (d, d) or not np.all(np.isfinite(cov)):
+    if (cov is None) == (factor is None):
+        raise ConfigError("covariance_rounding takes exactly one of cov and factor")
+    given = np.asarray(cov if factor is None else factor, dtype=float)
+    what = "covariance" if factor is None else "factor"
+    if given.shape != (d, d) or not np.all(np.isfinite(given)):
         raise ConfigError(
-            f"covariance for rounding {poly.id!r} must be a finite {d} x {d} matrix, "
-            f"got shape {cov.shape}"
+            f"{what} for rounding {poly.id!r} must be a finite {d} x {d} matrix, "
+            f"got shape {given.shape}"
         )
-    cov = 0.5 * (cov + cov.T)
-    try:
-        L = np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError as exc:
-        raise ConfigError(f"covariance for rounding {poly.id!r} is not positive definite") from exc
+    if factor is None:
+        cov = 0.5 * (given + given.T)
+        try:
+            L = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError as exc:
+            raise ConfigError(
+                f"covariance for rounding {poly.id!r} is not positive definite"
+            ) from exc
+    else:
+        R = np.linalg.qr(given.T, mode="r")
+        L = (R * np.where(np.diag(R) < 0, -1.0, 1.0)[:, None]).T  # positive diagonal
+        if not np.all(np.diag(L) > 0.0):
+            raise ConfigError(f"factor for rounding {poly.id!r} is singular")
+        cov = L @ L.T
     cheb = np.asarray(poly.center)
     if center is None:
         c = cheb
@@ -360,7 +385,7 @@ def covariance_rounding(
             c = cheb + shrink * (c - cheb)
         if not np.min(poly.b - poly.A @ c) > 0.0:
             raise ConfigError(f"rounding centre lies outside the polytope {poly.id!r}")
-    _, logdet = np.linalg.slogdet(cov)
+    logdet = 2.0 * np.sum(np.log(np.diag(L)))
     return Rounding(
         center=c,
         L=L,

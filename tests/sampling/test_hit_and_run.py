@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.stats
 
 from bayesflux.errors import ConfigError
@@ -280,3 +281,30 @@ def test_covariance_rounding(make_cube):
         covariance_rounding(poly, -cov)
     with pytest.raises(ConfigError, match="2 x 2"):
         covariance_rounding(poly, np.eye(3))
+
+
+def test_covariance_rounding_from_a_factor_keeps_scales_cholesky_loses(make_cube):
+    """A factor ``F`` whose scales span 1e-8..1e2 under a rotation: ``F Fᵀ`` is too ill-conditioned
+    for a Cholesky factorisation in float64 (condition 1e20 > 1/eps), yet the factor-based rounding
+    maps unit vectors back to ``F``'s columns up to an orthogonal transform: ``L⁻¹ F`` is
+    orthogonal to within ``d κ(F) eps`` (6 x 1e10 x 2.2e-16 ≈ 1.3e-5; backward-stable QR and
+    triangular solves), where going through ``F Fᵀ`` costs ``κ(F)² eps > 1``."""
+    poly = polytope(make_cube(6))
+    rng = np.random.default_rng(3)
+    rotation, _ = np.linalg.qr(rng.normal(size=(poly.dim, poly.dim)))
+    F = rotation * np.geomspace(1e-8, 1e2, poly.dim)
+    with pytest.raises(ConfigError, match="positive definite"):
+        covariance_rounding(poly, F @ F.T)
+    r = covariance_rounding(poly, factor=F)
+    assert np.array_equal(r.L, np.tril(r.L)) and np.all(np.diag(r.L) > 0)
+    W = scipy.linalg.solve_triangular(r.L, F, lower=True)
+    np.testing.assert_allclose(W @ W.T, np.eye(poly.dim), atol=1.3e-5)
+    np.testing.assert_allclose(
+        r.log_volume - 0.5 * poly.dim * np.log(2 * np.pi * np.e),
+        np.sum(np.log(np.geomspace(1e-8, 1e2, poly.dim))),
+        atol=1.3e-5,  # the same d κ(F) eps bound
+    )
+    with pytest.raises(ConfigError, match="exactly one"):
+        covariance_rounding(poly, F @ F.T, factor=F)
+    with pytest.raises(ConfigError, match="singular"):
+        covariance_rounding(poly, factor=np.zeros((poly.dim, poly.dim)))
