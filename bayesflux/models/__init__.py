@@ -15,15 +15,20 @@ from bayesflux.models.expression_posterior import expression_posterior
 from bayesflux.models.posterior import Coupling, FluxPosterior, Latent, joint_polytope
 from bayesflux.models.priors import Parsimony
 from bayesflux.models.terms import (
+    XCH_PRIORS,
+    ExchangeLatent,
     ExpressionCapacity,
     ExpressionLaplace,
     FluxObservations,
     Labeling13C,
+    exchange_latent,
 )
 from bayesflux.models.thermodynamics import Thermodynamics, sample_thermodynamic
 
 __all__ = [
+    "XCH_PRIORS",
     "Coupling",
+    "ExchangeLatent",
     "ExpressionCapacity",
     "ExpressionLaplace",
     "FluxObservations",
@@ -32,6 +37,7 @@ __all__ = [
     "Latent",
     "Parsimony",
     "Thermodynamics",
+    "exchange_latent",
     "expression_posterior",
     "joint_polytope",
     "sample_thermodynamic",

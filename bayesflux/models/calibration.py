@@ -140,11 +140,9 @@ def _labeling_model(term: Labeling13C) -> _DataModel:
         )
     observed, sd = problem.observations()
     index = np.asarray(term.index)
-    names = term.xch_names
 
     def fluxes(v, theta):
-        xch = jnp.stack([theta[nm] for nm in names]) if names else jnp.zeros(0)
-        return v[index], xch
+        return v[index], term.exchange_fluxes(theta)
 
     def mean(v, theta):
         # without a free scale the predictions do not depend on the data, so the residuals at

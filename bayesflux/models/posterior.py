@@ -539,6 +539,7 @@ class FluxPosterior:
             terms=",".join(t.name for t in self.terms) or "none",
             latents=",".join(self.latent_names) or "none",
             flux_prior=repr(self.flux_prior) if self.flux_prior is not None else "uniform",
+            **{k: v for term in self.terms for k, v in getattr(term, "attrs", {}).items()},
         )
         return {"coords": {"reaction": list(self.network.reactions)}, "dims": dims, "attrs": attrs}
 

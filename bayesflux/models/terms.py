@@ -10,14 +10,21 @@
   latent (linear in ``(v, α)``, so the support stays a polytope).
 * :class:`Labeling13C` — the 13C MID likelihood of a :class:`~bayesflux.labeling.LabelingProblem`
   at the net fluxes ``v`` and latent exchange fluxes, which obey the flux-force lower bound
-  ``v_xch >= |v_net| / (exp(|ΔrG|/RT) - 1)`` (seed 002) as linear couplings.
+  ``v_xch >= |v_net| / (exp(|ΔrG|/RT) - 1)`` (seed 002) as linear couplings. Their prior is
+  stated on influx_si's ``[0, 1)`` scale ``f = v_xch / (1 + v_xch)`` (:class:`ExchangeLatent`,
+  :func:`exchange_latent`; default uniform in ``f``), the scale :func:`bayesflux.labeling.fit`
+  optimises on: the data often leave an exchange flux undetermined above ~10, where a uniform
+  prior in ``v_xch`` on ``[0, 999]`` would put 99% of its mass (``f > 0.9``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -32,11 +39,25 @@ from bayesflux.models.posterior import Coupling, Latent
 from bayesflux.network import Network, as_network, steady_state_violation
 from bayesflux.sampling.polytope import LinearConstraint, Polytope
 
-__all__ = ["ExpressionCapacity", "ExpressionLaplace", "FluxObservations", "Labeling13C"]
+__all__ = [
+    "XCH_PRIORS",
+    "ExchangeLatent",
+    "ExpressionCapacity",
+    "ExpressionLaplace",
+    "FluxObservations",
+    "Labeling13C",
+    "exchange_latent",
+]
 
 log = logging.getLogger(__name__)
 
 _BLOCKED = 1e-9  # a reaction whose FVA range lies within ±this carries no flux
+
+#: Exchange-flux priors of :class:`Labeling13C` (``xch_prior``): uniform in ``f = x / (1 + x)``
+#: (the default), uniform in ``x`` (absolute units, the prior before issue 18) and
+#: ``Beta(a, b)`` in ``f``, e.g. ``"beta(2, 2)"``; all truncated to the latent's box.
+XCH_PRIORS = ("uniform-fraction", "uniform-absolute", "beta(a, b)")
+_BETA = re.compile(r"beta\(\s*([^,()\s]+)\s*,\s*([^,()\s]+)\s*\)")
 
 
 class FluxObservations:
@@ -425,15 +446,88 @@ class ExpressionCapacity:
         return jnp.zeros(())  # a prior: its content is the couplings
 
 
+@dataclass(frozen=True)
+class ExchangeLatent(Latent):
+    """An exchange flux ``x`` on ``[lower, upper]`` (``lower >= 0``) whose prior is
+    ``f = x / (1 + x) ~ Beta(a, b)`` truncated to ``[f(lower), f(upper)]`` (influx_si's
+    ``[0, 1)`` scale, :func:`bayesflux.labeling.fit`'s). With ``df/dx = 1 / (1 + x)²``::
+
+        log p(x) = (a - 1) log x - (a + b) log(1 + x) + const
+
+    (a beta-prime density); ``a = b = 1`` (``prior="uniform-fraction"``) is uniform in ``f``:
+    ``-2 log(1 + x)``. ``prior`` names it, from ``a`` and ``b``: ``"uniform-fraction"`` or
+    ``"beta(a, b)"``.
+    """
+
+    prior: str = field(default="uniform-fraction", init=False)
+    a: float = 1.0
+    b: float = 1.0
+
+    def __post_init__(self) -> None:
+        Latent(self.name, self.lower, self.upper)  # the base checks of the bounds
+        if not (np.isfinite(self.a) and np.isfinite(self.b) and self.a > 0 and self.b > 0):
+            raise ConfigError(
+                f"latent {self.name!r}: Beta(a, b) needs finite a, b > 0, got ({self.a}, {self.b})"
+            )
+        if self.lower < 0:
+            raise ConfigError(f"exchange flux {self.name!r} needs lower >= 0, got {self.lower}")
+        uniform = self.a == 1.0 and self.b == 1.0
+        name = "uniform-fraction" if uniform else f"beta({self.a:g}, {self.b:g})"
+        object.__setattr__(self, "prior", name)
+
+    def log_prior(self, x: jax.Array) -> jax.Array:
+        """``(a - 1) log x - (a + b) log(1 + x)``, up to a constant, on the support."""
+        return jax.scipy.special.xlogy(self.a - 1.0, x) - (self.a + self.b) * jnp.log1p(x)
+
+
+def exchange_latent(name: str, lower: float, upper: float, prior: str) -> Latent:
+    """The latent of one exchange flux with prior ``prior`` (one of :data:`XCH_PRIORS`):
+    ``"uniform-fraction"`` and ``"beta(a, b)"`` an :class:`ExchangeLatent`,
+    ``"uniform-absolute"`` a uniform :class:`~bayesflux.models.Latent` in ``x``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown prior name or a Beta with ``a`` or ``b`` not > 0.
+    """
+    spec = str(prior).strip().lower()
+    if spec == "uniform-absolute":
+        return Latent(name, lower, upper)
+    if spec == "uniform-fraction":
+        return ExchangeLatent(name, lower, upper)
+    match = _BETA.fullmatch(spec)
+    if match is None:
+        raise ConfigError(
+            f"unknown exchange-flux prior {prior!r}; expected one of {list(XCH_PRIORS)} (Beta "
+            "with numbers, e.g. 'beta(2, 2)'), all on f = xch / (1 + xch) but 'uniform-absolute'"
+        )
+    try:
+        a, b = float(match[1]), float(match[2])
+    except ValueError:
+        raise ConfigError(f"exchange-flux prior {prior!r}: a and b must be numbers") from None
+    return ExchangeLatent(name, lower, upper, a=a, b=b)
+
+
 class Labeling13C:
     """13C measurements of a :class:`~bayesflux.labeling.LabelingProblem` as a likelihood.
 
     Net fluxes of the labelling network come from the flux vector ``v`` (labelling reaction ``r``
-    is network reaction ``reaction_map.get(r, r)``); each reversible reaction's exchange flux is a
-    latent in ``[0, problem.xch_max]``. With ``max_abs_drg`` (kJ/mol per labelling reaction, e.g.
-    the largest ``|ΔrG|`` thermodynamic FVA allows) the flux-force bound
-    ``v_xch >= c |v_net|``, ``c = 1 / (exp(|ΔrG|max / RT) - 1)``, joins the support as two linear
-    couplings (the least conservative bound, seed 002).
+    is network reaction ``reaction_map.get(r, r)``). Exchange fluxes are latents
+    ``{name}_xch[r]`` in ``[0, problem.xch_max]``: one per reversible reaction
+    (``xch_latents="reversible"``), or one per *free* exchange flux of ``problem.xch_space``
+    (``"free"``: the others follow as ``v_xch = v0 + K w``, so fixed exchange fluxes and
+    exchange equalities hold exactly and the support is the MFA problem's; ``K`` must copy, each
+    row at most one 1). With ``max_abs_drg`` (kJ/mol per labelling reaction, e.g. the largest
+    ``|ΔrG|`` thermodynamic FVA allows) the flux-force bound ``v_xch >= c |v_net|``,
+    ``c = 1 / (exp(|ΔrG|max / RT) - 1)``, joins the support as two linear couplings (the least
+    conservative bound, seed 002).
+
+    ``xch_prior`` (:func:`exchange_latent`, :data:`XCH_PRIORS`) is the exchange fluxes' prior,
+    truncated to their box: ``"uniform-fraction"`` (default) uniform in
+    ``f = v_xch / (1 + v_xch)``; ``"beta(a, b)"``: ``f ~ Beta(a, b)``; ``"uniform-absolute"``:
+    uniform in ``v_xch`` (before issue 18; with ``xch_max = 999`` it puts 99% of its mass at
+    ``f > 0.9``, where undetermined exchange fluxes then sit). ``attrs`` records it
+    (``{name}_xch_prior``) for a DataTree's provenance.
     """
 
     def __init__(
@@ -445,6 +539,8 @@ class Labeling13C:
         max_abs_drg: Mapping[str, float] | None = None,
         rt: float = 8.314462618e-3 * 298.15,
         name: str = "labeling",
+        xch_prior: str = "uniform-fraction",
+        xch_latents: Literal["reversible", "free"] = "reversible",
     ) -> None:
         network = as_network(network)
         reaction_map = dict(reaction_map or {})
@@ -460,8 +556,27 @@ class Labeling13C:
             )
         self.index = network.indices(mapped)
         rev = list(problem.reversible)
-        self.xch_names = tuple(f"{name}_xch[{r}]" for r in rev)
-        self.latents = tuple(Latent(nm, 0.0, problem.xch_max) for nm in self.xch_names)
+        latent, v0, K = self._exchange_map(problem, xch_latents)
+        self.xch_names = tuple(f"{name}_xch[{r}]" for r in latent)
+        self._xch_v0, self._xch_K = v0, K
+        self._xch_identity = xch_latents == "reversible"
+        bounds = [(0.0, problem.xch_max)] * len(latent)
+        if xch_latents == "free":
+            sp = problem.xch_space
+            bounds = [
+                (float(sp.lb[sp.reaction_ids.index(r)]), float(sp.ub[sp.reaction_ids.index(r)]))
+                for r in latent
+            ]
+        self.latents = tuple(
+            exchange_latent(nm, lo, hi, xch_prior)
+            for nm, (lo, hi) in zip(self.xch_names, bounds, strict=True)
+        )
+        probe = exchange_latent(f"{name}_xch", 0.0, 1.0, xch_prior)  # checked without latents too
+        self.xch_prior = "uniform-absolute" if probe.prior == "uniform" else probe.prior
+        self.attrs = {
+            f"{name}_xch_prior": f"{self.xch_prior} (f = xch / (1 + xch); xch_latents="
+            f"{xch_latents})"
+        }
         rows = []
         for r, drg in (max_abs_drg or {}).items():
             if r not in rev:
@@ -472,14 +587,42 @@ class Labeling13C:
                 raise ConfigError(f"max_abs_drg of {r!r} must be > 0 kJ/mol, got {drg}")
             c = 1.0 / np.expm1(float(drg) / rt)
             target = network.reactions[self.index[label_ids.index(r)]]
-            xch = self.xch_names[rev.index(r)]
-            rows.append(Coupling({target: -c}, {xch: 1.0}, lower=0.0))
-            rows.append(Coupling({target: c}, {xch: 1.0}, lower=0.0))
+            k = rev.index(r)  # v_xch[r] = v0[k] + Σ_j K[k, j] w_j >= c |v_net|
+            coefs = {self.xch_names[j]: float(K[k, j]) for j in np.flatnonzero(K[k])}
+            rows.append(Coupling({target: -c}, coefs, lower=-float(v0[k])))
+            rows.append(Coupling({target: c}, coefs, lower=-float(v0[k])))
         self.couplings = tuple(rows)
 
+    @staticmethod
+    def _exchange_map(
+        problem: LabelingProblem, xch_latents: str
+    ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """Latent reactions and ``(v0, K)`` with ``v_xch = v0 + K w`` over the latents ``w``."""
+        rev = tuple(problem.reversible)
+        if xch_latents == "reversible":
+            return rev, np.zeros(len(rev)), np.eye(len(rev))
+        if xch_latents != "free":
+            raise ConfigError(f"xch_latents must be 'reversible' or 'free', got {xch_latents!r}")
+        sp = problem.xch_space
+        K = np.asarray(sp.K, dtype=float)
+        if tuple(sp.reaction_ids) != rev:
+            raise ConfigError("the exchange-flux space does not list the reversible reactions")
+        if not (np.all(np.isin(K, (0.0, 1.0))) and np.all(K.sum(axis=1) <= 1)):
+            raise ConfigError(
+                "xch_latents='free' needs exchange equalities that copy one free exchange flux "
+                "(each row of xch_space.K at most one 1); use 'reversible'"
+            )
+        return tuple(sp.free), np.asarray(sp.v0, dtype=float), K
+
     def exchange_fluxes(self, theta: Mapping[str, jax.Array]) -> jax.Array:
-        """The exchange fluxes of the problem's reversible reactions from the latents."""
-        return jnp.stack([theta[nm] for nm in self.xch_names]) if self.xch_names else jnp.zeros(0)
+        """The exchange fluxes of the problem's reversible reactions from the latents
+        (``v0 + K w``; the latents themselves with ``xch_latents="reversible"``)."""
+        if not self.xch_names:
+            return jnp.asarray(self._xch_v0)
+        w = jnp.stack([theta[nm] for nm in self.xch_names])
+        if self._xch_identity:
+            return w
+        return jnp.asarray(self._xch_v0) + jnp.asarray(self._xch_K) @ w
 
     def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
         """NumPyro sites: :func:`~bayesflux.models.blocks.labeling_13c`."""

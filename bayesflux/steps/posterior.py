@@ -98,6 +98,7 @@ def posterior_step(
     expression_model: Literal["laplace", "capacity"] = "laplace",
     labeling: InputFile | None = None,
     labeling_xch_max: float = 100.0,
+    labeling_xch_prior: str = "uniform-fraction",
     thermo: str | None = None,
     metabolome: dict[str, tuple[float, float]] | None = None,
     constraints: list[ConstraintTable] | None = None,
@@ -145,7 +146,8 @@ def posterior_step(
     if labeling:
         if not Path(labeling).is_file():
             raise ConfigError(f"posterior: labelling file {labeling} not found")
-        terms.append(Labeling13C(read_ftbl(labeling).problem(xch_max=labeling_xch_max), network))
+        problem = read_ftbl(labeling).problem(xch_max=labeling_xch_max)
+        terms.append(Labeling13C(problem, network, xch_prior=labeling_xch_prior))
     if metabolome and not thermo:
         raise ConfigError("posterior: a metabolome needs thermodynamic data ('thermo')")
     second_law = None
