@@ -66,6 +66,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tune-rounds", type=int, default=2, help="pilot runs that learn the whitening"
+    )
+    parser.add_argument("--tune-draws", type=int, default=100, help="draws per pilot chain")
+    parser.add_argument(
+        "--fixed-scales",
+        action="store_true",
+        help="FALCON's scales sigma_i (no latent relative error rho)",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--output", help="folder to write each case's posterior DataTree to")
     args = parser.parse_args()
@@ -80,7 +89,12 @@ def main() -> None:
         ref_ex = scaled(ref["runs"].sel(reaction=EXCHANGES).values, measured)
         ref_r = np.corrcoef(ref_ex.mean(axis=0), measured)[0, 1]
         start = time.perf_counter()
-        posterior, mode = expression_posterior(net, genes["mean"], genes["std"])
+        posterior, mode = expression_posterior(
+            net,
+            genes["mean"],
+            genes["std"],
+            relative_error=None if args.fixed_scales else (1e-3, 10.0),
+        )
         mode_ex = scaled(mode["flux"].sel(reaction=EXCHANGES).values, measured)
         tree = posterior.sample(
             num_chains=args.chains,
@@ -90,6 +104,8 @@ def main() -> None:
             start=mode["start"].values,
             scale=mode["scale"].values,
             scale_direction=mode["direction"].values,
+            tune_rounds=args.tune_rounds,
+            tune_draws=args.tune_draws,
             progress=args.verbose,
         )
         seconds = time.perf_counter() - start

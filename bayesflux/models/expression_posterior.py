@@ -19,7 +19,8 @@ under :class:`~bayesflux.models.Parsimony` it stays with the fit. :func:`express
    the relative error ``ρ`` latent (:class:`~bayesflux.models.ExpressionLaplace`), started at
    their maximum likelihood given the mode's residuals, and guesses each coordinate's
    posterior standard deviation from them (``√2 ρ |v_j|``: a Laplace of scale ``ρ e_i``
-   around ``k g_i = e_i``; ``ρ`` times the median nonzero ``|v|`` for fluxes at 0).
+   around ``k g_i = e_i``; ``ρ`` times the median nonzero ``|v|`` for fluxes at 0; with
+   FALCON's scales alone, ``ρ = 0``, the median relative error ``φ σ_i / e_i`` stands in).
 
 The fluxes' common scale ``c`` is known to a relative ``1/sqrt(d - 1)`` only (step 2's
 ``Gamma(d - 1)``), far looser than independent per-flux scales imply along ``v`` itself:
@@ -152,10 +153,17 @@ def expression_posterior(
         latents[term.dispersion_name] = phi
     if relative_error is not None:
         latents[term.relative_error_name] = rho
+    # with FALCON's scales alone (ρ = 0) the abundances' typical relative error φ σ_i / e_i
+    expressed = term.abundance > 0
+    relative = (
+        rho
+        if rho > 0
+        else phi * float(np.median(term.sigma[expressed] / term.abundance[expressed]))
+    )
     moving = np.abs(v)[np.abs(v) > 1e-12 * np.abs(v).max()]
-    floor = rho * float(np.median(moving)) if moving.size else 1.0
+    floor = relative * float(np.median(moving)) if moving.size else 1.0
     scale = np.concatenate(
-        [np.sqrt(2.0) * rho * np.abs(v) + floor, 0.1 * np.asarray(list(latents.values()))]
+        [np.sqrt(2.0) * relative * np.abs(v) + floor, 0.1 * np.asarray(list(latents.values()))]
     )
     mode = xr.Dataset(
         {

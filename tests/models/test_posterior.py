@@ -359,6 +359,24 @@ def test_expression_mode_scale_whitens_the_posterior(textbook, falcon_case):
     np.testing.assert_allclose(wider.cov - rounding.cov, np.outer(u, u), atol=1e-12)
 
 
+def test_expression_mode_scale_with_falcons_scales_alone(textbook, falcon_case):
+    """With ``relative_error=None`` (``ρ = 0``) the guess uses the abundances' median relative
+    error ``σ_i / e_i``: positive and finite, and the rounding it gives can be built."""
+    expression, std, _ = falcon_case
+    posterior, mode = expression_posterior(textbook, expression, std, relative_error=None)
+    assert posterior.latent_names == () and mode.attrs["relative_error"] == 0.0
+    scale = mode["scale"].values
+    assert np.all(np.isfinite(scale) & (scale > 0))
+    term = posterior.terms[0]
+    expressed = term.abundance > 0
+    relative = float(np.median(term.sigma[expressed] / term.abundance[expressed]))
+    v = mode["flux"].values
+    moving = np.abs(v)[np.abs(v) > 1e-12 * np.abs(v).max()]
+    expected = relative * (np.sqrt(2.0) * np.abs(v) + np.median(moving))
+    np.testing.assert_allclose(scale[: v.size], expected, rtol=1e-12)
+    posterior.scale_rounding(scale, mode["start"].values)
+
+
 @pytest.mark.slow
 def test_pooled_tuning_learns_a_posterior_far_narrower_than_the_polytope():
     """60 parallel reactions A -> B, each measured at 5 with sd log-spaced over [0.01, 1]: the
