@@ -35,11 +35,11 @@ bulk ESS >= 400, 6 of 7 covered) is not met.
 With pooled tuning (2026-12-07, default ``--tune-rounds 2 --tune-draws 100`` with ``--warmup 300
 --draws 300``, 4 chains, 2 cores shared with another run): the chains leave the mode. With ``ρ``
 latent they settle (log density -2861 to -2892 across chains and quarters of the run, no common
-trend) in a respiratory region: ethanol 1.5 [0.05, 5.1] against 23.8 measured, r 0.671, covered 4/7, max R-hat 1.61 (61 % of
-moving fluxes above 1.01), median bulk ESS 310, 2774 s: the mode is not where this posterior's
-mass lies. With FALCON's scales alone (``--fixed-scales``) they stay fermentative (ethanol 26.7
-[26.4, 27.0]), r 0.987, covered 2/7, but are still climbing from the mode (log density -5490 to
--5375 over the run; max R-hat 2.84), 2386 s.
+trend) in a respiratory region: ethanol 1.5 [0.05, 5.1] against 23.8 measured, r 0.671,
+covered 4/7, max R-hat 1.61 (61 % of moving fluxes above 1.01), median bulk ESS 310, 2774 s: the
+mode is not where this posterior's mass lies. With FALCON's scales alone (``--fixed-scales``)
+they stay fermentative (ethanol 26.7 [26.4, 27.0]), r 0.987, covered 2/7, but are still climbing
+from the mode (log density -5490 to -5375 over the run; max R-hat 2.84), 2386 s.
 """
 
 from __future__ import annotations
