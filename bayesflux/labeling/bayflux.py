@@ -791,6 +791,18 @@ def read_bayflux(
     return BayFluxModel(net, lab, exp, tuple(measurements), fixed, equalities, shares)
 
 
+def _data_folder(data_dir: str | Path | None, case: str) -> Path:
+    """``data_dir``, or ``bayflux_toya2010/{case}`` in the shared data folder."""
+    if data_dir is not None:
+        return Path(data_dir)
+    from bayesflux.datasets import shared_data_dir
+
+    root = shared_data_dir()
+    if root is None:
+        raise ModelReadError("shared data folder not found (set BAYESFLUX_SHARED_DATA)")
+    return root / "bayflux_toya2010" / case
+
+
 def bayflux_core(data_dir: str | Path | None = None) -> BayFluxModel:
     """BayFlux's core case: TOYA.xml, its transitions and exchange fluxes, the Toya 2010
     wild-type (5 h) MIDs, :data:`TOYA_TRACERS`, ``sd`` :data:`MID_SD`, bounds clipped to
@@ -799,14 +811,7 @@ def bayflux_core(data_dir: str | Path | None = None) -> BayFluxModel:
     ``data_dir``: the folder with BayFlux's files (default ``bayflux_toya2010/core`` in the
     shared data folder, :func:`bayesflux.datasets.shared_data_dir`).
     """
-    if data_dir is None:
-        from bayesflux.datasets import shared_data_dir
-
-        root = shared_data_dir()
-        if root is None:
-            raise ModelReadError("shared data folder not found (set BAYESFLUX_SHARED_DATA)")
-        data_dir = root / "bayflux_toya2010" / "core"
-    d = Path(data_dir)
+    d = _data_folder(data_dir, "core")
     from bayesflux.network import read_sbml
 
     return read_bayflux(
@@ -971,14 +976,7 @@ def bayflux_genome_scale(
     """
     if strain not in STRAINS:
         raise ModelReadError(f"unknown strain {strain!r} (BayFlux's: {', '.join(STRAINS)})")
-    if data_dir is None:
-        from bayesflux.datasets import shared_data_dir
-
-        root = shared_data_dir()
-        if root is None:
-            raise ModelReadError("shared data folder not found (set BAYESFLUX_SHARED_DATA)")
-        data_dir = root / "bayflux_toya2010" / "genome_scale"
-    d = Path(data_dir)
+    d = _data_folder(data_dir, "genome_scale")
     if network is None:
         from bayesflux.datasets import load
 
