@@ -5,8 +5,8 @@ x3cflux by :func:`bayesflux.labeling.fluxml.write_fluxml`. Timed, per flux vecto
 simulation of all measured MIDs, simulation + full Jacobian w.r.t. the free parameters (one
 ``jax.jacfwd(..., has_aux=True)`` call returning both in bayesflux; ``compute_measurements`` then
 ``compute_jacobian`` in x3cflux), and 1000 simulations (vmapped in bayesflux, a loop in
-x3cflux); and one simulation by the fluxomer (FIA) simulator beside the EMU one. Best of several
-rounds, wall clock, CPU only.
+x3cflux); and one simulation by the fluxomer (FIA) simulator beside the EMU one. Median seconds
+per call over rounds (quartiles beside it), wall clock, CPU only; ratios are of medians.
 
 x3cflux (13CFLUX, PyPI ``x3cflux``) needs ``apt-get install coinor-libipopt-dev liblapack-dev
 libblas-dev`` and then ``pip install x3cflux``. FreeFlux pins numpy<1.23 and does not install on
@@ -41,15 +41,21 @@ from bayesflux.labeling.fit import random_starts  # noqa: E402
 from bayesflux.labeling.fluxml import write_fluxml  # noqa: E402
 
 
-def best_of(fn, repeat: int = 5, number: int = 20) -> float:
-    """Best mean seconds per call over ``repeat`` rounds of ``number`` calls."""
+def timed(fn, repeat: int = 9, number: int = 20) -> np.ndarray:
+    """Mean seconds per call in each of ``repeat`` rounds of ``number`` calls."""
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
         for _ in range(number):
             fn()
         times.append((time.perf_counter() - t) / number)
-    return min(times)
+    return np.asarray(times)
+
+
+def spread(times: np.ndarray) -> str:
+    """``median [q25, q75] ms`` of per-round times."""
+    q25, q50, q75 = np.quantile(times, [0.25, 0.5, 0.75]) * 1e3
+    return f"{q50:.3f} [{q25:.3f}, {q75:.3f}] ms"
 
 
 def main() -> None:
@@ -95,9 +101,9 @@ def main() -> None:
     many(batch).block_until_ready()
     print(f"bayesflux compile (3 functions): {time.perf_counter() - t0:.1f} s")
     ours = {
-        "simulation": best_of(lambda: one(th).block_until_ready()),
-        "simulation + Jacobian": best_of(lambda: jac(th)[0].block_until_ready()),
-        "1000 simulations": best_of(lambda: many(batch).block_until_ready(), repeat=3, number=2),
+        "simulation": timed(lambda: one(th).block_until_ready()),
+        "simulation + Jacobian": timed(lambda: jac(th)[0].block_until_ready()),
+        "1000 simulations": timed(lambda: many(batch).block_until_ready(), repeat=5, number=2),
     }
     # the fluxomer (FIA, seed 001) simulator beside the EMU one: same MIDs, time per simulation
     fia = FluxomerSimulator(model.network, sim.targets)
@@ -105,18 +111,21 @@ def main() -> None:
     u = model.network.gross_fluxes(*problem.split(th))
     f_emu, f_fia = jax.jit(sim.simulate), jax.jit(fia.simulate)
     diff = float(jnp.abs(f_fia(u, x_fia) - f_emu(u, x_emu)).max())
-    t_emu = best_of(lambda: f_emu(u, x_emu).block_until_ready(), repeat=10)
-    t_fia = best_of(lambda: f_fia(u, x_fia).block_until_ready(), repeat=10)
+    t_emu, t_fia = [], []
+    for _ in range(15):  # interleaved rounds, so load changes hit both alike
+        t_emu.append(timed(lambda: f_emu(u, x_emu).block_until_ready(), repeat=1)[0])
+        t_fia.append(timed(lambda: f_fia(u, x_fia).block_until_ready(), repeat=1)[0])
+    t_emu, t_fia = np.asarray(t_emu), np.asarray(t_fia)
     print(
-        f"FIA vs EMU, one simulation: {t_fia * 1e3:.3f} ms vs {t_emu * 1e3:.3f} ms "
-        f"({t_fia / t_emu:.2f}x), max |MID FIA - EMU| {diff:.1e}"
+        f"FIA vs EMU, one simulation: {spread(t_fia)} vs {spread(t_emu)} "
+        f"({np.median(t_fia) / np.median(t_emu):.2f}x of medians), max |MID FIA - EMU| {diff:.1e}"
     )
-    print(f"{'':24s}{'bayesflux':>14s}{'x3cflux':>14s}{'ratio x3c/ours':>16s}")
+    print(f"{'':24s}{'bayesflux':>30s}{'x3cflux':>30s}{'ratio x3c/ours':>16s}")
     try:
         import x3cflux
     except ImportError as exc:
         for k, v in ours.items():
-            print(f"{k:24s}{v * 1e3:11.3f} ms{'-':>14s}")
+            print(f"{k:24s}{spread(v):>30s}{'-':>30s}")
         print(f"x3cflux not installed ({exc}); pip install x3cflux (needs coinor-libipopt-dev)")
         return
     x3cflux.logging.level = 40
@@ -143,16 +152,17 @@ def main() -> None:
     )
     print(f"max |MID bayesflux - x3cflux| at the first flux vector: {diff:.2e}")
     x3 = {
-        "simulation": best_of(lambda: xsim.compute_measurements(frees[0])),
-        "simulation + Jacobian": best_of(
+        "simulation": timed(lambda: xsim.compute_measurements(frees[0])),
+        "simulation + Jacobian": timed(
             lambda: (xsim.compute_measurements(frees[0]), xsim.compute_jacobian(frees[0]))
         ),
-        "1000 simulations": best_of(
-            lambda: [xsim.compute_measurements(f) for f in frees], repeat=3, number=1
+        "1000 simulations": timed(
+            lambda: [xsim.compute_measurements(f) for f in frees], repeat=5, number=1
         ),
     }
     for k in ours:
-        print(f"{k:24s}{ours[k] * 1e3:11.3f} ms{x3[k] * 1e3:11.3f} ms{x3[k] / ours[k]:15.2f}x")
+        ratio = np.median(x3[k]) / np.median(ours[k])
+        print(f"{k:24s}{spread(ours[k]):>30s}{spread(x3[k]):>30s}{ratio:15.2f}x")
 
 
 if __name__ == "__main__":
