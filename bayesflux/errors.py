@@ -11,6 +11,7 @@ __all__ = [
     "InfeasibleError",
     "UnboundedError",
     "SolverError",
+    "MemoryLimitError",
 ]
 
 
@@ -49,3 +50,7 @@ class UnboundedError(BayesfluxError, RuntimeError):
 
 class SolverError(BayesfluxError, RuntimeError):
     """The numerical solver failed for a reason other than infeasibility or unboundedness."""
+
+
+class MemoryLimitError(BayesfluxError, MemoryError):
+    """A run would need more memory than the machine has; refused before it starts."""

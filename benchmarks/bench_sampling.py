@@ -1,29 +1,30 @@
-"""ESS per second of bayesflux hit-and-run beside hopsy and cobra's OptGP, in one process.
+"""Uniform flux sampling: bayesflux beside hopsy, like for like, in one process, several seeds.
 
-    python benchmarks/bench_sampling.py [--models textbook iJO1366] [--chains 4] [--draws N]
-                                        [--thin-factor 1] [--skip-hopsy] [--skip-optgp]
-                                        [--rounding-study]
+    python benchmarks/bench_sampling.py [--models textbook iJO1366 salmonella] [--seeds 3]
+                                        [--chains 4] [--draws N] [--skip-hopsy]
+                                        [--hopsy-rounding polyround|ours] [--rounding-study]
 
-For each model every sampler produces the same number of draws (chains x draws; OptGP as one
-chain of that length). ESS is arviz's bulk ESS per reaction (reactions with zero spread left out);
-min and median over reactions are divided by wall time: "total" includes preprocessing (polytope,
-rounding / PolyRound / OptGP warm-up points) and, for bayesflux, JAX compilation; "sampling" is the
-chains alone (for bayesflux the compiled blocks, timed apart from set-up and compilation by
-``bayesflux.infer.sample``).
-bayesflux and hopsy use coordinate hit-and-run with the same thinning (the polytope dimension
-times ``--thin-factor``), both sweeping the axes in turn (hopsy cyclically, bayesflux in random
-permutations); hopsy starts at the Chebyshev centre, bayesflux at dispersed points (hit-and-run
-walks from it, part of its set-up), neither with warm-up. The max R-hat column shows
-whether the chains have mixed at all. A second bayesflux row, "billiard", is the billiard walk
-(``sample_fluxes(kernel="billiard")``: reflective paths of mean length ``--trajectory-length`` in
-EP-rounded coordinates, same number of draws, no warm-up), timed the same way.
+Samplers, each run from scratch per seed (4 chains, the same number of kept draws):
 
-hopsy's preprocessing (``hopsy.round``, PolyRound) of iJO1366 did not finish in 20 minutes on a
-2-core machine (hopsy 1.7.0; nor, in a later check, within a 5-minute limit); pass
-``--skip-hopsy`` for genome-scale models there.
+* ``coordinate``: ``sample_fluxes(kernel="coordinate")``, coordinate hit-and-run in EP-rounded
+  coordinates, thinning ``d`` (one sweep of the axes per draw);
+* ``billiard``: ``sample_fluxes(kernel="billiard")``, one reflected path of mean length 2 per draw;
+* hopsy 1.7 as its users run it: ``hopsy.round`` (PolyRound: redundancy removal and maximum-volume
+  ellipsoid rounding) then ``UniformCoordinateHitAndRunProposal`` (CHRR) with thinning ``d`` and
+  ``BilliardWalkProposal`` with thinning 1 (its defaults otherwise), from the Chebyshev centre,
+  ``n_procs=1``. Where PolyRound does not finish (iJO1366: over 750 s on this machine class) or
+  with ``--hopsy-rounding ours``, hopsy samples our EP-rounded polytope instead and its set-up is
+  not reported.
 
-``--rounding-study`` compares EP, the maximum-volume ellipsoid and no rounding on E. coli core by
-the minimum ESS per hit-and-run step over three seeds (how the default rounding was chosen).
+Accounting, the same on both sides: CPU seconds of this process (``time.process_time``, all
+threads). *Sampling* is the chains alone (for bayesflux the compiled blocks,
+``attrs["sampling_cpu_seconds"]``; for hopsy ``hopsy.sample``); *total* adds the set-up (bayesflux:
+FVA polytope, EP rounding, model tracing, dispersed chain starts, JAX compilation, diagnostics;
+hopsy: problem, PolyRound, Chebyshev centre). ESS is ArviZ's bulk and tail ESS per reaction
+(reactions that move); the min over reactions per CPU second is the figure of merit, with the max
+rank-normalised R-hat beside it. Rows show the median over seeds and the range; ratios are medians
+of per-seed ratios, like to like: coordinate / CHRR and billiard / hopsy billiard. Imports and a
+first small run of every sampler happen before any timing, so no row pays for loading a library.
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ import time
 import warnings
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# every tool on one core (hopsy n_procs=1, OptGP processes=1, bayesflux's chains in one XLA loop):
-# BLAS on one thread too. On a shared machine OpenBLAS threads otherwise spin: one EP sweep on
-# iJO1366 took 0.29 s with 2 threads and 0.034 s with 1 on a loaded 2-core machine.
+# every tool on one core: BLAS too (on a shared machine OpenBLAS threads otherwise spin)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import arviz as az  # noqa: E402
@@ -49,232 +48,212 @@ jax.config.update("jax_enable_x64", True)
 from bayesflux import datasets  # noqa: E402
 from bayesflux.sampling import polytope, round_polytope, sample_fluxes  # noqa: E402
 
+warnings.filterwarnings("ignore", message="the chains have not converged")
 warnings.filterwarnings("ignore", message="Found chain dimension")
-# xarray imports dask at its first DataArray (about 1 s): an import, done here with the others so
-# that no tool's timing includes importing a library
-xr.DataArray(np.zeros(1))
 
-DEFAULT_DRAWS = {"textbook": 1000, "iJO1366": 250}
+DEFAULT_DRAWS = {"textbook": 2000, "iJO1366": 2000, "salmonella": 2000}
+POLYROUND_TOO_SLOW = {"iJO1366", "salmonella"}  # hopsy.round did not finish in 750 s
 
 
-def ess_stats(draws: np.ndarray) -> tuple[float, float]:
-    """Min and median bulk ESS over reactions that vary; ``draws`` is (chain, draw, reaction)."""
+def diagnostics(draws: np.ndarray) -> dict:
+    """Min bulk and tail ESS and max R-hat over the reactions that move; ``(chain, draw, n)``."""
     spread = draws.std(axis=(0, 1))
-    varying = spread > 1e-9 * max(1.0, float(np.abs(draws).max()))
-    ess = np.asarray(az.ess(draws[..., varying], method="bulk"))
-    return float(np.nanmin(ess)), float(np.nanmedian(ess))
-
-
-def run_bayesflux(
-    network,
-    chains: int,
-    draws: int,
-    seed: int = 0,
-    rounding: str = "ep",
-    thin_factor: float = 1.0,
-):
-    """Draws, total cold time, sampling-only time, dimension, thinning and cold-time parts.
-
-    The run (polytope + rounding + model tracing, chain starts, JIT compilation + sampling +
-    diagnostics) is timed end to end; its sampling-only time is the compiled blocks'
-    (``attrs["sampling_seconds"]`` of :func:`bayesflux.infer.sample`).
-    """
-    t0 = time.perf_counter()
-    poly = polytope(network)
-    t_poly = time.perf_counter()
-    rnd = round_polytope(poly, rounding)
-    t_round = time.perf_counter()
-    thinning = max(1, round(thin_factor * poly.dim))
-    tree = sample_fluxes(
-        poly, rounding=rnd, kernel="coordinate", thinning=thinning, num_chains=chains,
-        num_draws=draws, num_warmup=0, seed=seed,
-    )  # fmt: skip
-    t1 = time.perf_counter()
-    parts = {
-        "polytope (FVA)": t_poly - t0,
-        f"rounding ({rounding}, {rnd.iterations} sweeps)": t_round - t_poly,
-        "set-up (model, chain starts, compilation)": tree.attrs["setup_seconds"],
-        "sampling": tree.attrs["sampling_seconds"],
+    moving = draws[..., spread > 1e-9 * max(1.0, float(np.abs(draws).max()))]
+    x = xr.DataArray(moving, dims=("chain", "draw", "reaction"))
+    return {
+        "bulk": float(np.nanmin(az.ess(x, method="bulk").values)),
+        "tail": float(np.nanmin(az.ess(x, method="tail").values)),
+        "rhat": float(np.nanmax(az.rhat(x).values)),
     }
-    sampling = tree.attrs["sampling_seconds"]
-    return tree.posterior["flux"].values, t1 - t0, sampling, poly.dim, thinning, parts
 
 
-def run_billiard(network, chains: int, draws: int, trajectory_length: float, seed: int = 0):
-    """Billiard walk: draws, total time and sampling-only time (as above)."""
-    t0 = time.perf_counter()
-    poly = polytope(network)
-    rnd = round_polytope(poly, "ep")
+def run_ours(poly, rnd, setup_cpu: float, kernel: str, chains: int, draws: int, seed: int):
+    """One bayesflux run: diagnostics, sampling CPU s and total CPU s (``setup_cpu`` is the
+    polytope's and rounding's, spent once per model and charged to every run)."""
+    t0 = time.process_time()
     tree = sample_fluxes(
-        poly, kernel="billiard", rounding=rnd, trajectory_length=trajectory_length,
-        num_chains=chains, num_draws=draws, num_warmup=0, seed=seed,
+        poly, kernel=kernel, rounding=rnd, num_chains=chains, num_draws=draws, num_warmup=0,
+        seed=seed,
     )  # fmt: skip
-    total = time.perf_counter() - t0
-    return tree.posterior["flux"].values, total, tree.attrs["sampling_seconds"]
+    total = setup_cpu + time.process_time() - t0
+    row = diagnostics(tree.posterior["flux"].values)
+    return {**row, "sampling": tree.attrs["sampling_cpu_seconds"], "total": total}
 
 
-def run_hopsy(network, chains: int, draws: int, thinning: int, seed: int = 0):
+def hopsy_problem(network, poly, rnd, use_polyround: bool):
+    """hopsy's problem (PolyRound-rounded, as its users build it) or our EP-rounded polytope,
+    a map of its points to fluxes, its start, and its set-up CPU s (None for ours)."""
     import hopsy
 
-    t0 = time.perf_counter()
-    lb, ub = network.lb, network.ub
+    if not use_polyround:
+        A, b = rnd.rounded(poly)
+        problem = hopsy.Problem(A, b)
+        return problem, lambda y: poly.to_fluxes(rnd.to_reduced(y)), np.zeros(poly.dim), None
+    t0 = time.process_time()
     eye = np.eye(network.n_reactions)
-    fin_u, fin_l = np.isfinite(ub), np.isfinite(lb)
-    A = np.vstack([eye[fin_u], -eye[fin_l]])
-    b = np.concatenate([ub[fin_u], -lb[fin_l]])
+    upper, lower = np.isfinite(network.ub), np.isfinite(network.lb)
+    A = np.vstack([eye[upper], -eye[lower]])
+    b = np.concatenate([network.ub[upper], -network.lb[lower]])
     problem = hopsy.Problem(A, b)
     problem = hopsy.add_equality_constraints(
         problem, network.S.toarray(), np.zeros(network.n_metabolites)
     )
     problem = hopsy.round(problem)
     start = hopsy.compute_chebyshev_center(problem)
-    mcs = [
-        hopsy.MarkovChain(problem, hopsy.UniformCoordinateHitAndRunProposal, starting_point=start)
-        for _ in range(chains)
-    ]
+    return problem, lambda v: v, start, time.process_time() - t0
+
+
+def run_hopsy(problem, to_fluxes, start, setup, proposal: str, thinning, chains, draws, seed):
+    import hopsy
+
+    kind = {
+        "CHRR": hopsy.UniformCoordinateHitAndRunProposal,
+        "billiard": hopsy.BilliardWalkProposal,
+    }[proposal]
+    t0 = time.process_time()
+    mcs = [hopsy.MarkovChain(problem, kind, starting_point=start) for _ in range(chains)]
     rngs = [hopsy.RandomNumberGenerator(seed, i) for i in range(chains)]
-    t1 = time.perf_counter()
     _, samples = hopsy.sample(mcs, rngs, n_samples=draws, thinning=thinning, n_procs=1)
-    t2 = time.perf_counter()
-    return np.asarray(samples), t2 - t0, t2 - t1
+    sampling = time.process_time() - t0
+    row = diagnostics(to_fluxes(np.asarray(samples)))
+    total = np.nan if setup is None else setup + sampling
+    return {**row, "sampling": sampling, "total": total}
 
 
-def run_optgp(network, n: int, seed: int = 0):
-    from cobra.sampling import OptGPSampler
-
-    model = network.to_cobra()
-    t0 = time.perf_counter()
-    sampler = OptGPSampler(model, processes=1, thinning=100, seed=seed)
-    t1 = time.perf_counter()
-    frame = sampler.sample(n)
-    t2 = time.perf_counter()
-    return frame[list(network.reactions)].to_numpy()[None], t2 - t0, t2 - t1
+def per_second(row: dict, what: str, time_of: str) -> float:
+    return row[what] / row[time_of]
 
 
-def max_rhat(draws: np.ndarray) -> float:
-    """Largest rank-normalised R-hat over varying reactions (NaN for a single chain)."""
-    if draws.shape[0] < 2:
-        return float("nan")
-    spread = draws.std(axis=(0, 1))
-    varying = spread > 1e-9 * max(1.0, float(np.abs(draws).max()))
-    return float(np.nanmax(np.asarray(az.rhat(draws[..., varying]))))
+def show(name: str, rows: list[dict]) -> None:
+    def cell(what, time_of):
+        values = [per_second(r, what, time_of) for r in rows]
+        return f"{np.median(values):9.1f} [{min(values):.0f}-{max(values):.0f}]"
 
-
-def agreement(ours: np.ndarray, theirs: np.ndarray, name: str) -> None:
-    """Marginal means of two samplers, ``z = (m_1 - m_2) / sqrt(mcse_1^2 + mcse_2^2)`` per varying
-    reaction (arviz MCSE of the mean; a single chain's MCSE from its own autocorrelation)."""
-    spread = ours.std(axis=(0, 1))
-    varying = spread > 1e-9 * max(1.0, float(np.abs(ours).max()))
-    a, b = ours[..., varying], theirs[..., varying]
-    se = np.hypot(np.asarray(az.mcse(a)), np.asarray(az.mcse(b)))
-    z = (a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))) / se
+    med = {k: np.median([r[k] for r in rows]) for k in ("bulk", "tail", "rhat", "sampling")}
+    total = np.median([r["total"] for r in rows])
     print(
-        f"  means {name} {varying.sum()} reactions, max |z| "
-        f"{np.nanmax(np.abs(z)):.2f}, |z| > 3 for {np.mean(np.abs(z) > 3):.1%} "
-        "(about 0.3% expected if both are right)"
+        f"  {name:16s} ESS bulk {med['bulk']:7.0f} tail {med['tail']:7.0f} R-hat "
+        f"{max(r['rhat'] for r in rows):.3f} | CPU s sampling {med['sampling']:7.2f} total "
+        f"{total:7.2f} | min ESS / CPU s, sampling: bulk {cell('bulk', 'sampling')} tail "
+        f"{cell('tail', 'sampling')}; total: bulk {cell('bulk', 'total')} tail "
+        f"{cell('tail', 'total')}"
     )
 
 
-def report(name: str, draws: np.ndarray, total: float, sampling: float) -> dict:
-    lo, med = ess_stats(draws)
-    row = {
-        "min_ess": lo,
-        "median_ess": med,
-        "total": total,
-        "sampling": sampling,
-        "min_ess_s": lo / total,
-        "median_ess_s": med / total,
-        "min_ess_s_sampling": lo / sampling,
+def ratio(ours: list[dict], theirs: list[dict], label: str) -> None:
+    parts = []
+    for time_of in ("sampling", "total"):
+        for what in ("bulk", "tail"):
+            r = [per_second(a, what, time_of) / per_second(b, what, time_of)
+                 for a, b in zip(ours, theirs, strict=True)]  # fmt: skip
+            if np.all(np.isnan(r)):
+                parts.append(f"{time_of} {what} n/a")
+            else:
+                parts.append(f"{time_of} {what} x{np.median(r):.2f} [{min(r):.2f}-{max(r):.2f}]")
+    print(f"  {label}: " + ", ".join(parts))
+
+
+def warm_up(skip_hopsy: bool) -> None:
+    """Load every library and compile nothing that the timed runs reuse: a tiny polytope."""
+    net = datasets.load("textbook")
+    poly = polytope(net)
+    rnd = round_polytope(poly, "ep")
+    for kernel in ("coordinate", "billiard"):
+        sample_fluxes(poly, kernel=kernel, rounding=rnd, num_chains=2, num_draws=20, num_warmup=0)
+    diagnostics(np.random.default_rng(0).normal(size=(2, 50, 3)))
+    if not skip_hopsy:
+        problem, to_fluxes, start, _ = hopsy_problem(net, poly, rnd, use_polyround=False)
+        run_hopsy(problem, to_fluxes, start, None, "CHRR", 1, 2, 20, 0)
+
+
+def bench_model(name: str, args) -> None:
+    network = datasets.load(name)
+    draws = args.draws or DEFAULT_DRAWS.get(name, 1000)
+    t0 = time.process_time()
+    poly = polytope(network)
+    t1 = time.process_time()
+    rnd = round_polytope(poly, "ep")
+    t2 = time.process_time()
+    print(
+        f"{name}: {network.n_reactions} reactions, d = {poly.dim}, m = {poly.n_constraints}; "
+        f"{args.chains} chains x {draws} draws, seeds 0-{args.seeds - 1}; our set-up: FVA "
+        f"polytope {t1 - t0:.2f} CPU s, EP rounding {t2 - t1:.2f} CPU s ({rnd.iterations} sweeps)"
+    )
+    seeds = range(args.seeds)
+    ours = {
+        kernel: [run_ours(poly, rnd, t2 - t0, kernel, args.chains, draws, s) for s in seeds]
+        for kernel in ("coordinate", "billiard")
     }
+    for kernel, rows in ours.items():
+        show(kernel, rows)
+    if args.skip_hopsy:
+        return
+    polyround = args.hopsy_rounding == "polyround" and name not in POLYROUND_TOO_SLOW
+    problem, to_fluxes, start, setup = hopsy_problem(network, poly, rnd, polyround)
     print(
-        f"  {name:10s} draws {draws.shape[0]}x{draws.shape[1]:<5d} ESS min {lo:8.1f} median "
-        f"{med:8.1f} | time total {total:7.2f} s (sampling {sampling:7.2f} s) | ESS/s min "
-        f"{row['min_ess_s']:9.2f} median {row['median_ess_s']:9.2f} (sampling only: min "
-        f"{row['min_ess_s_sampling']:9.2f}) | max R-hat {max_rhat(draws):.3f}"
+        "  hopsy on "
+        + (
+            f"its PolyRound rounding (set-up {setup:.2f} CPU s)"
+            if polyround
+            else "our EP-rounded polytope (its PolyRound set-up not run: totals n/a)"
+        )  # fmt: skip
     )
-    return row
-
-
-def ratios(ours: dict, other: dict, name: str, mine: str = "bayesflux") -> None:
-    print(
-        f"  {mine} / {name}: min ESS/s x{ours['min_ess_s'] / other['min_ess_s']:.2f}, "
-        f"median ESS/s x{ours['median_ess_s'] / other['median_ess_s']:.2f} (total time); "
-        f"sampling only: min x{ours['min_ess_s_sampling'] / other['min_ess_s_sampling']:.2f}"
-    )
+    theirs = {
+        "CHRR": [
+            run_hopsy(problem, to_fluxes, start, setup, "CHRR", poly.dim, args.chains, draws, s)
+            for s in seeds
+        ],
+        "billiard": [
+            run_hopsy(problem, to_fluxes, start, setup, "billiard", 1, args.chains, draws, s)
+            for s in seeds
+        ],
+    }
+    for proposal, rows in theirs.items():
+        show(f"hopsy {proposal}", rows)
+    ratio(ours["coordinate"], theirs["CHRR"], "coordinate / hopsy CHRR")
+    ratio(ours["billiard"], theirs["billiard"], "billiard / hopsy billiard")
 
 
 def rounding_study(chains: int = 4, draws: int = 500) -> None:
-    """EP vs inscribed ellipsoid vs none on E. coli core, two ways.
-
-    1. isotropy: ``cond(L^-1 Cov(z) L^-T)``, the covariance of the uniform distribution (from 8 x
-       3000 draws) in the rounded coordinates; 1 is perfectly round;
-    2. minimum bulk ESS per 1000 coordinate moves, 3 seeds (noisy: the minimum over reactions).
-    """
+    """EP vs inscribed ellipsoid vs none on E. coli core: ``cond(L⁻¹ Cov(z) L⁻ᵀ)`` of the uniform
+    distribution in the rounded coordinates (1 is round), and min bulk ESS per 1000 coordinate
+    moves over 3 seeds (how the default rounding was chosen)."""
     network = datasets.load("textbook")
     poly = polytope(network)
-    reference = (
-        sample_fluxes(poly, rounding="mve", num_chains=8, num_draws=3000, seed=123)
-        .posterior["flux"]
-        .values.reshape(-1, network.n_reactions)
-    )
-    z = np.linalg.lstsq(poly.N, (reference - poly.v0).T, rcond=None)[0].T
+    reference = sample_fluxes(poly, kernel="billiard", num_chains=8, num_draws=3000, seed=123)
+    flux = reference.posterior["flux"].values.reshape(-1, network.n_reactions)
+    z = np.linalg.lstsq(poly.N, (flux - poly.v0).T, rcond=None)[0].T
     cov = np.cov(z.T)
-    print(f"rounding study, E. coli core (d = {poly.dim}), coordinate HR, thinning d:")
-    for rounding in ("ep", "mve", "none"):
-        Li = np.linalg.inv(round_polytope(poly, rounding).L)
-        eig = np.linalg.eigvalsh(Li @ cov @ Li.T)
-        per_step = []
-        for seed in range(3):
-            flux, *_, d, _, _ = run_bayesflux(network, chains, draws, seed=seed, rounding=rounding)
-            per_step.append(ess_stats(flux)[0] / (chains * draws * d))
+    print(f"rounding study, E. coli core (d = {poly.dim}), coordinate hit-and-run, thinning d:")
+    for method in ("ep", "mve", "none"):
+        rnd = round_polytope(poly, method)
+        inv = np.linalg.inv(rnd.L)
+        eig = np.linalg.eigvalsh(inv @ cov @ inv.T)
+        per_move = [
+            run_ours(poly, rnd, 0.0, "coordinate", chains, draws, s)["bulk"]
+            / (chains * draws * poly.dim)
+            for s in range(3)
+        ]
         print(
-            f"  {rounding:5s} cond of rounded covariance {eig.max() / eig.min():7.2f}; "
-            f"min ESS per 1000 moves ({chains}x{draws} draws): "
-            + ", ".join(f"{1000 * x:.3f}" for x in per_step)
-            + f"  (mean {1000 * np.mean(per_step):.3f})"
+            f"  {method:5s} cond {eig.max() / eig.min():7.2f}; min ESS per 1000 moves: "
+            + ", ".join(f"{1000 * x:.3f}" for x in per_move)
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["textbook", "iJO1366"])
+    parser.add_argument("--models", nargs="+", default=["textbook", "iJO1366", "salmonella"])
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=None, help="draws per chain")
-    parser.add_argument(
-        "--thin-factor", type=float, default=1.0, help="thinning = factor x dimension"
-    )
-    parser.add_argument("--trajectory-length", type=float, default=2.0, help="billiard walk")
     parser.add_argument("--skip-hopsy", action="store_true")
-    parser.add_argument("--skip-optgp", action="store_true")
+    parser.add_argument("--hopsy-rounding", choices=("polyround", "ours"), default="polyround")
     parser.add_argument("--rounding-study", action="store_true")
     args = parser.parse_args()
+    warm_up(args.skip_hopsy)
     for name in args.models:
-        network = datasets.load(name)
-        draws = args.draws or DEFAULT_DRAWS.get(name, 500)
-        print(f"{name}: {network.n_reactions} reactions, {args.chains} chains x {draws} draws")
-        flux, total, sampling, d, thinning, parts = run_bayesflux(
-            network, args.chains, draws, thin_factor=args.thin_factor
-        )
-        print(f"  polytope dimension {d}; thinning {thinning}")
-        print("  bayesflux cold run: " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()))
-        ours = {"bayesflux": (report("bayesflux", flux, total, sampling), flux)}
-        b_flux, total, sampling = run_billiard(network, args.chains, draws, args.trajectory_length)
-        ours["billiard"] = (report("billiard", b_flux, total, sampling), b_flux)
-        agreement(b_flux, flux, "billiard vs hit-and-run:")
-        peers = []
-        if not args.skip_hopsy:
-            try:
-                peers.append(("hopsy", *run_hopsy(network, args.chains, draws, thinning)))
-            except ImportError:
-                print("  hopsy not installed (pip install hopsy)")
-        if not args.skip_optgp:
-            peers.append(("OptGP", *run_optgp(network, args.chains * draws)))
-        for peer, samples, total, sampling in peers:
-            row = report(peer, samples, total, sampling)
-            for name, (mine, draws_) in ours.items():
-                ratios(mine, row, peer, name)
-                agreement(draws_, samples, f"{name} vs {peer}:")
-    if args.rounding_study:  # last, so that the models' timings include JAX compilation
+        bench_model(name, args)
+    if args.rounding_study:
         rounding_study()
 
 

@@ -12,6 +12,7 @@ the ``reaction`` dimension; the blocks' plates get the coordinates they record i
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -28,6 +29,9 @@ from bayesflux.infer.sites import polytope_sites, traces_models
 __all__ = ["EXTRA_FIELDS", "build_datatree", "diagnostics", "to_datatree"]
 
 log = logging.getLogger(__name__)
+
+DIAGNOSTIC_CHUNK = 256
+"""Posterior entries (e.g. reactions) whose R-hat and ESS :func:`diagnostics` computes at once."""
 
 #: Extra fields to collect (``mcmc.run(key, extra_fields=EXTRA_FIELDS)``) for a full
 #: ``sample_stats`` group from :class:`~bayesflux.infer.ReflectiveHMC` or NumPyro's HMC/NUTS.
@@ -67,6 +71,8 @@ def _coords_and_dims(trace: dict) -> tuple[dict, dict]:
 
 def _pointwise_log_likelihood(model, samples: dict, args, kwargs, names) -> dict[str, np.ndarray]:
     """Each observed site's (of ``names``) log-density per draw, vectorised in batches."""
+    if not names:
+        return {}
     shape = next(iter(samples.values())).shape[:2]
     flat = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in samples.items()}
     total = int(np.prod(shape))
@@ -205,20 +211,42 @@ def to_datatree(
     )
 
 
-def diagnostics(tree: xr.DataTree, *, var_names: list[str] | None = None) -> xr.Dataset:
+def diagnostics(
+    tree: xr.DataTree | Mapping[str, np.ndarray], *, var_names: list[str] | None = None
+) -> xr.Dataset:
     """Max R-hat and min bulk / tail ESS over the entries of each posterior variable that move
-    (rank-normalised split R-hat, ``arviz_stats``), logged and returned."""
-    import arviz_stats
+    (rank-normalised split R-hat, ``arviz_stats``), logged and returned. ``tree`` is a DataTree
+    or its posterior's arrays ``{name: (chain, draw, ...)}``. Computed over slices of at most
+    :data:`DIAGNOSTIC_CHUNK` entries, so that the ranks' temporary copies stay small beside the
+    draws of a genome-scale run."""
+    from arviz_stats.base import array_stats
+    from arviz_stats.validate import validate_ci_prob
 
-    post = tree["posterior"].to_dataset()
+    tail_prob = validate_ci_prob(None)  # ArviZ's default: the tails of its credible interval
+    axes = {"chain_axis": 0, "draw_axis": 1}
+    if isinstance(tree, xr.DataTree):
+        post = tree["posterior"]
+        arrays = {k: post[k].transpose("chain", "draw", ...).values for k in post.data_vars}
+    else:
+        arrays = dict(tree)
     out = {}
-    for name in var_names or list(post.data_vars):
-        x = post[name]
-        spread = x.std(("chain", "draw"))
-        moving = x.where(spread > 1e-12 * (1 + abs(x.mean(("chain", "draw")))))
-        out[f"{name}_max_rhat"] = float(np.nanmax(np.asarray(arviz_stats.rhat(moving))))
-        for method in ("bulk", "tail"):
-            ess = arviz_stats.ess(moving, method=method)
-            out[f"{name}_min_ess_{method}"] = float(np.nanmin(np.asarray(ess)))
+    for name in var_names or list(arrays):
+        values = np.asarray(arrays[name])
+        flat = values.reshape(values.shape[0], values.shape[1], -1)  # a view where contiguous
+        worst = {"max_rhat": -np.inf, "min_ess_bulk": np.inf, "min_ess_tail": np.inf}
+        for start in range(0, flat.shape[2], DIAGNOSTIC_CHUNK):
+            part = np.array(flat[..., start : start + DIAGNOSTIC_CHUNK], dtype=float)
+            spread = part.std(axis=(0, 1))
+            part[..., spread <= 1e-12 * (1 + np.abs(part.mean(axis=(0, 1))))] = np.nan
+            with warnings.catch_warnings():  # slices with nothing moving
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rhat = np.nanmax(array_stats.rhat(part, **axes), initial=-np.inf)
+                worst["max_rhat"] = max(worst["max_rhat"], rhat)
+                bulk = array_stats.ess(part, method="bulk", **axes)
+                tail = array_stats.ess(part, method="tail", prob=tail_prob, **axes)
+                for key, ess in (("min_ess_bulk", bulk), ("min_ess_tail", tail)):
+                    worst[key] = min(worst[key], np.nanmin(ess, initial=np.inf))
+        for key, value in worst.items():
+            out[f"{name}_{key}"] = float(value) if np.isfinite(value) else np.nan
     log.debug("diagnostics: %s", ", ".join(f"{k}={v:.4g}" for k, v in out.items()))
     return xr.Dataset({k: ((), v) for k, v in out.items()})

@@ -39,13 +39,13 @@ import numpy as np
 from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
 
 from bayesflux.errors import ConfigError
-from bayesflux.infer.reflective_hmc import reflect
+from bayesflux.infer.reflective_hmc import flight
 from bayesflux.infer.sites import PolytopeKernel, Prepared, init_to_polytope
 from bayesflux.sampling import hit_and_run, slice
 from bayesflux.sampling.hit_and_run import DualAveragingState, HitAndRunState
 from bayesflux.sampling.rounding import Rounding
 
-__all__ = ["Billiard", "ChordState", "HitAndRun", "HitAndRunSlice"]
+__all__ = ["Billiard", "ChordState", "Frame", "HitAndRun", "HitAndRunSlice"]
 
 
 class ChordState(NamedTuple):
@@ -67,25 +67,53 @@ class ChordState(NamedTuple):
     step: DualAveragingState
     adapt_state: HMCAdaptState
     rng_key: jax.Array
+    slack: jax.Array
     extra: Any = ()
 
 
+class Frame(NamedTuple):
+    """What the moves of one transition see. Lines run through ``x + S y`` (``S`` the rounding)
+    inside ``AS y <= room`` (``room = b - A x``, the slacks; ``A x <= b`` the polytopes'
+    half-spaces). ``gram = AS ASᵀ`` where the rounding is fixed and the ``m x m`` matrix is small
+    enough (the billiard walk's reflections read its rows), else None. ``log_density(x)``, the
+    model's log density at ``x`` for this call's arguments, is None for a uniform target."""
+
+    x: jax.Array
+    S: jax.Array
+    AS: jax.Array
+    room: jax.Array
+    A: jax.Array
+    b: jax.Array
+    gram: jax.Array | None
+    log_density: Callable | None
+
+
 class _Moves(NamedTuple):
-    y: jax.Array
+    """A transition's moves: ``y`` from 0 in ``x + S y``, or the new point ``x`` itself and its
+    slacks (``slack``, for kernels that keep them; the driver computes what is None)."""
+
+    y: jax.Array | None
     logdensity: jax.Array
     accept_prob: jax.Array
     chord_length: jax.Array
     num_evals: jax.Array
     step: DualAveragingState
     extra: Any = ()
+    x: jax.Array | None = None
+    slack: jax.Array | None = None
+
+
+GRAM_BYTES = 2**28
+"""Largest Gram matrix ``AS ASᵀ`` (bytes) the billiard walk keeps: 256 MiB, ``m`` up to 5 792."""
 
 
 class _ChordKernel(PolytopeKernel):
     """Shared driver: rounding, its adaptation, and the bookkeeping of one transition; a
-    subclass supplies ``_moves(key, AS, room, target, logp, step, adapting, x, S, extra) ->
-    _Moves`` (moves ``y`` from 0 in ``x + S y``), and may keep state of its own (``extra``,
-    from :meth:`_initial_extra`) and count as uniform where other kernels see a density
-    (:meth:`_uniform`)."""
+    subclass supplies ``_moves(key, frame, target, logp, step, adapting, extra) -> _Moves``
+    (moves ``y`` from 0 in ``x + S y`` of the :class:`Frame`, ``target(y)`` the log density
+    there), and may keep state of its own (``extra``, from :meth:`_initial_extra`) and count as
+    uniform where other kernels see a density (:meth:`_uniform`). The slacks ``b - A x`` travel
+    in the state: a kernel that keeps them up to date spares the driver an ``O(m d)`` product."""
 
     stat_fields = ("potential_energy", "accept_prob", "chord_length", "num_evals", "step_size")
     _bounded_chords = True  # uniform chord points and slices need every line to end
@@ -138,7 +166,7 @@ class _ChordKernel(PolytopeKernel):
         return prepared.uniform
 
     @abstractmethod
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
+    def _moves(self, key, frame: Frame, target, logp, step, adapting, extra) -> _Moves:
         """``moves`` moves of one transition, from ``y = 0``."""
 
     def _build(self, prepared: Prepared, num_warmup: int):
@@ -148,8 +176,12 @@ class _ChordKernel(PolytopeKernel):
         uniform = self._uniform(prepared)
         adapt_rounding = (not uniform) if self.adapt_rounding is None else bool(self.adapt_rounding)
         A, b = jnp.asarray(geom.A), jnp.asarray(geom.b)
-        S0 = geom.factor
-        AS0 = jnp.asarray(geom.A @ S0)
+        S0 = np.asarray(geom.factor)
+        AS0 = geom.A @ S0
+        gram = None
+        if not adapt_rounding and AS0.shape[0] ** 2 * AS0.itemsize <= GRAM_BYTES:
+            gram = jnp.asarray(AS0 @ AS0.T)
+        S0, AS0 = jnp.asarray(S0), jnp.asarray(AS0)
         adapt_init, adapt_update = warmup_adapter(
             num_warmup, adapt_step_size=False, adapt_mass_matrix=adapt_rounding, dense_mass=True
         )
@@ -168,7 +200,7 @@ class _ChordKernel(PolytopeKernel):
             return ChordState(
                 zero_moves, unravel(x), x, U(x, args, kwargs), one, one, jnp.zeros((), x.dtype),
                 jnp.zeros((), x.dtype), jnp.exp(jnp.mean(step.log_step)), step, adapt, key,
-                self._initial_extra(),
+                b - A @ x, self._initial_extra(),
             )  # fmt: skip
 
         def transition(state: ChordState, args, kwargs) -> ChordState:
@@ -177,19 +209,20 @@ class _ChordKernel(PolytopeKernel):
                 S = state.adapt_state.mass_matrix_sqrt_inv.T  # S Sᵀ the adapted covariance
                 AS = A @ S
             else:
-                S, AS = jnp.asarray(S0), AS0
-            room = b - A @ state.x
-            target = None if uniform else (lambda y: -U(state.x + S @ y, args, kwargs))
+                S, AS = S0, AS0
+            log_density = None if uniform else (lambda q: -U(q, args, kwargs))
+            frame = Frame(state.x, S, AS, state.slack, A, b, gram, log_density)
+            target = None if uniform else (lambda y: log_density(state.x + S @ y))
             # the potential at x for this call's arguments (they may differ between calls)
-            logp = 0.0 * state.potential_energy if uniform else -U(state.x, args, kwargs)
+            logp = 0.0 * state.potential_energy if uniform else log_density(state.x)
             step = jax.lax.cond(
                 state.i == num_warmup, hit_and_run.freeze, lambda s: s, state.step
             )  # kept draws use the averaged steps
             out = self._moves(
-                key_moves, AS, room, target, logp, step, state.i < num_warmup, state.x, S,
-                state.extra,
-            )  # fmt: skip
-            x = state.x + S @ out.y
+                key_moves, frame, target, logp, step, state.i < num_warmup, state.extra
+            )
+            x = state.x + S @ out.y if out.x is None else out.x
+            slack = b - A @ x if out.slack is None else out.slack
             adapt = state.adapt_state
             if adapt_rounding:
                 adapt = jax.lax.cond(
@@ -208,7 +241,7 @@ class _ChordKernel(PolytopeKernel):
             return ChordState(
                 state.i + 1, unravel(x), x, -out.logdensity, out.accept_prob, mean_prob,
                 out.chord_length, out.num_evals, jnp.exp(jnp.mean(out.step.log_step)), out.step,
-                adapt, key, out.extra,
+                adapt, key, slack, out.extra,
             )  # fmt: skip
 
         self._n_moves = moves
@@ -286,27 +319,26 @@ class HitAndRun(_ChordKernel):
             raise ConfigError("step_size for random directions must be a scalar")
         return hit_and_run.init_adaptation(step, dim=size, direction=self.direction)
 
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
-        start = HitAndRunState(jnp.zeros(AS.shape[1], AS.dtype), room, logp)
-        n_evals = jnp.asarray(0.0 if target is None else float(self._n_moves), AS.dtype)
+    def _moves(self, key, frame: Frame, target, logp, step, adapting, extra) -> _Moves:
+        # moves along the columns of S update x and its slacks themselves: O(m + d) a move
+        start = HitAndRunState(frame.x, frame.room, logp)
+        options = dict(
+            direction=self.direction, logdensity_fn=frame.log_density, thinning=self._n_moves,
+            basis=frame.S,
+        )  # fmt: skip
+        n_evals = jnp.asarray(0.0 if target is None else float(self._n_moves), frame.x.dtype)
         if self.step_size is None:
-            kernel = hit_and_run.build_kernel(
-                AS, room, direction=self.direction, logdensity_fn=target, thinning=self._n_moves
-            )
+            kernel = hit_and_run.build_kernel(frame.A, frame.b, **options)
             state, info = kernel(key, start)
         else:
             kernel = hit_and_run.build_warmup_kernel(
-                AS,
-                room,
-                direction=self.direction,
-                logdensity_fn=target,
-                thinning=self._n_moves,
-                target_acceptance=self.target_accept_prob,
+                frame.A, frame.b, target_acceptance=self.target_accept_prob, **options
             )
             state, step, info = kernel(key, start, step, adapting & self.adapt_step_size)
         return _Moves(
-            state.position, state.logdensity, info.acceptance_rate, info.chord_length, n_evals, step
-        )
+            None, state.logdensity, info.acceptance_rate, info.chord_length, n_evals, step,
+            x=state.position, slack=state.slack,
+        )  # fmt: skip
 
 
 class HitAndRunSlice(_ChordKernel):
@@ -341,7 +373,8 @@ class HitAndRunSlice(_ChordKernel):
             raise ConfigError(f"max_shrink must be >= 1, got {max_shrink}")
         self.max_shrink = int(max_shrink)
 
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
+    def _moves(self, key, frame: Frame, target, logp, step, adapting, extra) -> _Moves:
+        AS, room = frame.AS, frame.room
         target = target if target is not None else (lambda y: jnp.zeros((), AS.dtype))
         kernel = slice.build_kernel(
             AS,
@@ -364,7 +397,8 @@ class HitAndRunSlice(_ChordKernel):
 
 
 class Billiard(_ChordKernel):
-    """The billiard walk on a model's polytope sites: one reflected straight path per transition.
+    """The billiard walk on a model's polytope sites: reflected straight paths, ``moves`` (default
+    1) per transition, each accepted or rejected on its own.
 
     Parameters
     ----------
@@ -374,6 +408,8 @@ class Billiard(_ChordKernel):
         Mean path length ``T`` in rounded coordinates (paths are ``U(0, 2 T)`` long).
     max_reflections
         Cap on the reflections of one path; a path that needs more is rejected.
+    moves
+        Paths per transition (a thinning that stores nothing between paths).
     rounding, adapt_rounding, init_strategy
         As in :class:`HitAndRun`.
     """
@@ -384,6 +420,7 @@ class Billiard(_ChordKernel):
         *,
         trajectory_length: float = 2.0,
         max_reflections: int = 1000,
+        moves: int = 1,
         rounding: str | Rounding = "ep",
         adapt_rounding: bool | None = None,
         init_strategy: Callable | None = None,
@@ -391,7 +428,7 @@ class Billiard(_ChordKernel):
         super().__init__(
             model,
             direction="random",
-            moves=1,
+            moves=moves,
             rounding=rounding,
             adapt_rounding=adapt_rounding,
             init_strategy=init_strategy,
@@ -404,18 +441,29 @@ class Billiard(_ChordKernel):
         self.trajectory_length = float(trajectory_length)
         self.max_reflections = int(max_reflections)
 
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
-        k_velocity, k_time, k_accept = jax.random.split(key, 3)
-        zero = jnp.zeros(AS.shape[1], AS.dtype)
-        velocity = jax.random.normal(k_velocity, zero.shape, AS.dtype)
-        time = self.trajectory_length * jax.random.uniform(k_time, (), AS.dtype, 0.0, 2.0)
-        y, _, n = reflect(zero, velocity, time, AS, room, self.max_reflections)
-        inside = (n <= self.max_reflections) & jnp.all(AS @ y <= room + 1e-9 * (1.0 + room))
-        new = logp if target is None else target(y)
-        prob = jnp.where(inside, jnp.exp(jnp.minimum(new - logp, 0.0)), 0.0)
-        prob = jnp.where(jnp.isfinite(prob), prob, 0.0)
-        accept = jax.random.uniform(k_accept, (), AS.dtype) < prob
-        evals = jnp.asarray(0.0 if target is None else 1.0, AS.dtype)
-        return _Moves(
-            jnp.where(accept, y, zero), jnp.where(accept, new, logp), prob, time, evals, step
-        )
+    def _moves(self, key, frame: Frame, target, logp, step, adapting, extra) -> _Moves:
+        AS, room, dtype = frame.AS, frame.room, frame.x.dtype
+        tol = 1e-9 * (1.0 + jnp.abs(room))
+
+        def path(carry, key):
+            y, slack, logp = carry
+            k_velocity, k_time, k_accept = jax.random.split(key, 3)
+            velocity = jax.random.normal(k_velocity, y.shape, dtype)
+            time = self.trajectory_length * jax.random.uniform(k_time, (), dtype, 0.0, 2.0)
+            y_new, _, n, s_new = flight(
+                y, velocity, time, AS, slack, self.max_reflections, frame.gram
+            )
+            inside = (n <= self.max_reflections) & jnp.all(s_new >= -tol)
+            new = logp if target is None else target(y_new)
+            prob = jnp.where(inside, jnp.exp(jnp.minimum(new - logp, 0.0)), 0.0)
+            prob = jnp.where(jnp.isfinite(prob), prob, 0.0)
+            accept = jax.random.uniform(k_accept, (), dtype) < prob
+            carry = jax.tree.map(
+                lambda a, b: jnp.where(accept, a, b), (y_new, s_new, new), (y, slack, logp)
+            )
+            return carry, (prob, time)
+
+        start = (jnp.zeros(AS.shape[1], dtype), room, logp)
+        (y, _, logp), (prob, time) = jax.lax.scan(path, start, jax.random.split(key, self._n_moves))
+        evals = jnp.asarray(0.0 if target is None else float(self._n_moves), dtype)
+        return _Moves(y, logp, prob.mean(), time.mean(), evals, step)

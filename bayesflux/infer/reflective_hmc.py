@@ -32,7 +32,7 @@ from bayesflux.infer.sites import PolytopeKernel, Prepared, init_to_polytope
 from bayesflux.sampling.polytope import Polytope
 from bayesflux.sampling.rounding import Rounding
 
-__all__ = ["ReflectiveHMC", "ReflectiveHMCState", "reflect"]
+__all__ = ["ReflectiveHMC", "ReflectiveHMCState", "flight", "reflect"]
 
 
 def reflect(
@@ -41,28 +41,50 @@ def reflect(
     """Move ``x`` with velocity ``p`` for time ``t`` inside ``A x <= b``, reflecting off facets.
 
     Returns ``(x, p, n)`` with ``n`` the reflections; ``n > max_reflections`` flags a path cut
-    short (the caller rejects it).
+    short (the caller rejects it). See :func:`flight`.
     """
-    norms = jnp.sum(A * A, axis=1)
+    x, p, n, _ = flight(x, p, t, A, b - A @ x, max_reflections)
+    return x, p, n
+
+
+def flight(
+    x: jax.Array,
+    p: jax.Array,
+    t: jax.Array,
+    A: jax.Array,
+    slack: jax.Array,
+    max_reflections: int,
+    gram: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """:func:`reflect` from the slacks ``s = b - A x``, returning them too: ``(x, p, n, s)``.
+
+    The rates ``r = A p`` are formed once; a free flight of time ``τ`` is ``s -= τ r`` and a
+    reflection off facet ``i``, ``p -= c aᵢ`` with ``c = 2 rᵢ / |aᵢ|²``, is ``r -= c A aᵢ``: one
+    row of the Gram matrix ``gram = A Aᵀ``, ``O(m)`` a reflection instead of the ``O(m d)`` of
+    ``A p`` (recomputed where ``gram`` is None). The slacks drift by round-off only.
+    """
+    norms = jnp.sum(A * A, axis=1) if gram is None else jnp.diagonal(gram)
 
     def cond(c):
         return (c[2] > 0) & (c[3] <= max_reflections)
 
     def body(c):
-        x, p, left, n = c
-        slack = jnp.maximum(b - A @ x, 0.0)
-        rate = A @ p
-        hit = jnp.where(rate > 0, slack / jnp.where(rate > 0, rate, 1.0), jnp.inf)
+        x, p, left, n, slack, rate = c
+        hit = jnp.where(rate > 0, jnp.maximum(slack, 0.0) / jnp.where(rate > 0, rate, 1.0), jnp.inf)
         i = jnp.argmin(hit)
         t_hit = hit[i]
         bounce = t_hit < left
         step = jnp.where(bounce, t_hit, left)
         x = x + step * p
-        p = jnp.where(bounce, p - 2.0 * rate[i] / norms[i] * A[i], p)
-        return x, p, jnp.where(bounce, left - t_hit, 0.0), n + bounce.astype(int)
+        slack = slack - step * rate
+        coef = jnp.where(bounce, 2.0 * rate[i] / norms[i], 0.0)
+        p = p - coef * A[i]
+        rate = A @ p if gram is None else rate - coef * gram[i]
+        return x, p, jnp.where(bounce, left - t_hit, 0.0), n + bounce.astype(int), slack, rate
 
-    x, p, _, n = jax.lax.while_loop(cond, body, (x, p, jnp.asarray(t, x.dtype), jnp.zeros((), int)))
-    return x, p, n
+    start = (x, p, jnp.asarray(t, x.dtype), jnp.zeros((), int), slack, A @ p)
+    x, p, _, n, slack, _ = jax.lax.while_loop(cond, body, start)
+    return x, p, n, slack
 
 
 class ReflectiveHMCState(NamedTuple):

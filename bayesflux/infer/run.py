@@ -16,6 +16,7 @@ about below their thresholds.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -28,7 +29,7 @@ import numpyro
 import xarray as xr
 from numpyro.infer.mcmc import MCMCKernel
 
-from bayesflux.errors import ConfigError
+from bayesflux.errors import ConfigError, MemoryLimitError
 from bayesflux.infer.convert import EXTRA_FIELDS, build_datatree, diagnostics
 from bayesflux.infer.reflective_hmc import ReflectiveHMC
 from bayesflux.infer.sites import (
@@ -164,7 +165,8 @@ def sample(
         :func:`~bayesflux.infer.build_datatree`'s groups; attrs ``max_rhat``, ``min_ess_bulk``,
         ``min_ess_tail`` over every moving posterior entry, ``setup_seconds`` (tracing the model,
         starting the chains, compiling) and ``sampling_seconds`` (the compiled blocks run in
-        this call; blocks read from a checkpoint take none).
+        this call; blocks read from a checkpoint take none), wall time; ``setup_cpu_seconds``
+        and ``sampling_cpu_seconds`` the same in CPU time of the process (all its threads).
     """
     for label, value, low in (
         ("num_draws", num_draws, 1),
@@ -196,10 +198,11 @@ def sample(
         )
     key = jax.random.key(int(seed))
     keys = jax.random.split(key, num_chains)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     n_blocks = -(-num_draws // block)
     counts = (jnp.asarray(int(num_warmup)), jnp.asarray(int(thinning)))
     state = kernel.init(keys, int(num_warmup), init_params, model_args, model_kwargs)
+    _check_memory(kernel, state, model_args, model_kwargs, num_chains, num_draws)
     store = None
     if checkpoint is not None:
         stamp = _stamp(
@@ -212,9 +215,24 @@ def sample(
     with TRACING:
         collect = collect.lower(state, *counts).compile()  # compiled here: set-up timed apart
     setup_seconds, sampling_seconds = time.perf_counter() - start, 0.0
+    setup_cpu, sampling_cpu = time.process_time() - start_cpu, 0.0
     constrain = jax.jit(jax.vmap(jax.vmap(kernel.postprocess_fn(model_args, model_kwargs))))
-    samples: dict[str, list] = {}
-    stats: dict[str, list] = {}
+    samples: dict[str, np.ndarray] = {}
+    stats: dict[str, np.ndarray] = {}
+
+    def keep(into: dict, new: dict, b: int) -> None:
+        """Block ``b``'s draws into the run's arrays: the arrays of a one-block run as they
+        are, else written into arrays for all draws made at the first block (no list of
+        blocks and no concatenated copy: memory holds the draws once, plus one block)."""
+        for k, v in new.items():
+            if n_blocks == 1:
+                into[k] = v[:, :num_draws]
+                continue
+            if k not in into:
+                into[k] = np.empty((v.shape[0], num_draws, *v.shape[2:]), v.dtype)
+            part = into[k][:, b * block : (b + 1) * block]
+            part[...] = v[:, : part.shape[1]]
+
     for b in progress_bar(range(n_blocks), desc="sampling", disable=not progress):
         stored = store.load(b, state) if store is not None else None
         if stored is not None:
@@ -224,12 +242,14 @@ def sample(
             state = stored
         else:
             warmup = int(num_warmup) if b == 0 else 0  # the warm-up runs with the first block
-            tick = time.perf_counter()
+            tick, tick_cpu = time.perf_counter(), time.process_time()
             state, (z, collected) = collect(state, jnp.asarray(warmup), counts[1])
             jax.block_until_ready(z)
             sampling_seconds += time.perf_counter() - tick
+            sampling_cpu += time.process_time() - tick_cpu
             with TRACING:  # traces the model on its first call
-                new_samples = {k: np.asarray(v) for k, v in constrain(z).items()}
+                new_samples = _constrained(constrain, z)
+            del z
             new_stats = {k: np.asarray(v) for k, v in collected.items()}
             if store is not None:
                 store.save(
@@ -238,15 +258,11 @@ def sample(
                     **{f"s:{k}": v for k, v in new_samples.items()},
                     **{f"x:{k}": v for k, v in new_stats.items()},
                 )
-        for k, v in new_samples.items():
-            samples.setdefault(k, []).append(v)
-        for k, v in new_stats.items():
-            stats.setdefault(k, []).append(v)
-    joined = {k: np.concatenate(v, axis=1)[:, :num_draws] for k, v in samples.items()}
+        keep(samples, new_samples, b)
+        keep(stats, new_stats, b)
+        del new_samples, new_stats
     renamed = getattr(kernel, "stat_names", {})
-    joined_stats = {
-        renamed.get(k, k): np.concatenate(v, axis=1)[:, :num_draws] for k, v in stats.items()
-    }
+    joined, joined_stats = samples, {renamed.get(k, k): v for k, v in stats.items()}
     tree = build_datatree(
         model,
         joined,
@@ -266,16 +282,78 @@ def sample(
             "seed": int(seed),
             "setup_seconds": setup_seconds,
             "sampling_seconds": sampling_seconds,
+            "setup_cpu_seconds": setup_cpu,
+            "sampling_cpu_seconds": sampling_cpu,
             **(attrs or {}),
         },
     )
-    _check_convergence(tree)
+    _check_convergence(tree, {k: v for k, v in joined.items() if not k.startswith("_")})
     return tree
 
 
-def _check_convergence(tree: xr.DataTree) -> None:
-    """Store the worst R-hat and ESS over all posterior variables in the attrs; warn."""
-    diag = diagnostics(tree)
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(kernel, state, model_args, model_kwargs, num_chains: int, num_draws: int):
+    """Refuse up front a run whose kept draws would not fit: the values of every site per draw
+    (from the shapes of the constrained start, nothing computed) times chains and draws, twice
+    (the draws, and as much again for the unconstrained draws, statistics and the chunks that
+    diagnostics and constraining work on), against the memory available now."""
+    available = available_memory()
+    if available is None:
+        return
+    shapes = jax.eval_shape(jax.vmap(kernel.postprocess_fn(model_args, model_kwargs)), state.z)
+    per_draw = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(shapes)) / num_chains
+    draws = per_draw * num_chains * num_draws
+    if 2 * draws > available:
+        gib = 2.0**30
+        raise MemoryLimitError(
+            f"{num_chains} chains x {num_draws} draws of {per_draw / 8:.0f} values each would "
+            f"keep {draws / gib:.2f} GiB of draws and need about {2 * draws / gib:.2f} GiB in "
+            f"all, but {available / gib:.2f} GiB is available: keep fewer draws (num_draws, "
+            "with more thinning for the same ESS) or fewer chains"
+        )
+
+
+CONSTRAIN_CHUNK = 256
+"""Draws per chain that :func:`_constrained` maps to the sites' values at once."""
+
+
+def _constrained(constrain: Callable, z) -> dict[str, np.ndarray]:
+    """``constrain(z)`` (``z`` with axes chain, draw, ...) as NumPy arrays, computed
+    :data:`CONSTRAIN_CHUNK` draws at a time (the last chunk padded: one compiled shape) into
+    arrays for all draws: the values are held once, not beside a compiled function's temporaries
+    of their full size."""
+    draws = jax.tree.leaves(z)[0].shape[1]
+    chunk = min(draws, CONSTRAIN_CHUNK)
+    out: dict[str, np.ndarray] = {}
+    for start in range(0, draws, chunk):
+        rows = np.minimum(np.arange(start, start + chunk), draws - 1)
+        n = min(chunk, draws - start)
+        for k, v in constrain(jax.tree.map(lambda a, rows=rows: a[:, rows], z)).items():
+            v = np.asarray(v)
+            if k not in out:
+                out[k] = np.empty((v.shape[0], draws, *v.shape[2:]), v.dtype)
+            out[k][:, start : start + n] = v[:, :n]
+    return out
+
+
+def _check_convergence(tree: xr.DataTree, posterior: dict[str, np.ndarray]) -> None:
+    """Store the worst R-hat and ESS over all posterior variables (``posterior``: the tree's
+    draws as arrays) in the attrs; warn."""
+    diag = diagnostics(posterior)
     values = {k: float(v) for k, v in diag.data_vars.items()}
     worst = {
         "max_rhat": max((v for k, v in values.items() if k.endswith("max_rhat")), default=np.nan),

@@ -36,7 +36,7 @@ from numpyro.infer.hmc_util import HMCAdaptState, warmup_adapter
 
 from bayesflux._highs import highs_model
 from bayesflux.errors import ConfigError
-from bayesflux.infer.hit_and_run import _ChordKernel, _Moves
+from bayesflux.infer.hit_and_run import Frame, _ChordKernel, _Moves
 from bayesflux.infer.sites import (
     PolytopeKernel,
     Prepared,
@@ -160,7 +160,8 @@ class FeasibleChord(_ChordKernel):
         )
         self._maps = (f0, F, prepared.trace[name]["fn"].thermo)
 
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
+    def _moves(self, key, frame: Frame, target, logp, step, adapting, extra) -> _Moves:
+        AS, room, x, S = frame.AS, frame.room, frame.x, frame.S
         f0, F, thermo = self._maps
         k = thermo.index.size
         D = jnp.asarray(thermo.drg_matrix)
@@ -247,7 +248,8 @@ class OrthantHitAndRun(_ChordKernel):
     def _initial_extra(self) -> tuple[jax.Array, jax.Array]:
         return _chain_table(self._maps[2], self.table_size)
 
-    def _moves(self, key, AS, room, target, logp, step, adapting, x, S, extra) -> _Moves:
+    def _moves(self, key, frame: Frame, target, logp, step, adapting, extra) -> _Moves:
+        AS, room, x, S = frame.AS, frame.room, frame.x, frame.S
         f0, F, host, signs = self._maps
         fx, FS = signs.free_rows(f0 + F @ x), signs.free_rows(F @ S)
         d = AS.shape[1]

@@ -13,6 +13,13 @@ from bayesflux.methods.fba import fba
 from bayesflux.methods.fva import fva
 from bayesflux.methods.gimme import GimmeLP, gimme
 from bayesflux.methods.imat import imat
+from bayesflux.methods.me_lite import (
+    MELiteModel,
+    fixed_growth,
+    growth_feasible,
+    max_growth,
+    me_lite,
+)
 
 __all__ = [
     "EcModel",
@@ -28,5 +35,10 @@ __all__ = [
     "gimme",
     "growth_scan",
     "imat",
+    "MELiteModel",
+    "fixed_growth",
+    "growth_feasible",
+    "max_growth",
+    "me_lite",
     "read_enzyme_table",
 ]

@@ -7,10 +7,17 @@
   likelihood, E-Flux capacities, 13C MIDs with flux-force bounds;
 * :mod:`~bayesflux.models.thermodynamics` — the second law on ``(v, ln c)`` and the metabolome,
   sampled by feasible-chord hit-and-run;
+* :mod:`~bayesflux.models.enzyme_posterior` — fluxes and log-normal kcats given proteomics;
 * :mod:`~bayesflux.models.scoring` — seed 002's scoring of net-flux samples by 13C fits;
 * :mod:`~bayesflux.models.calibration` — simulation-based calibration of a posterior.
 """
 
+from bayesflux.models.enzyme_posterior import (
+    EnzymePosterior,
+    SimulatedEnzymeData,
+    enzyme_posterior,
+    simulate_enzyme_data,
+)
 from bayesflux.models.expression_posterior import expression_posterior
 from bayesflux.models.posterior import Coupling, FluxPosterior, Latent, joint_polytope
 from bayesflux.models.priors import Parsimony
@@ -28,6 +35,7 @@ from bayesflux.models.thermodynamics import Thermodynamics, sample_thermodynamic
 __all__ = [
     "XCH_PRIORS",
     "Coupling",
+    "EnzymePosterior",
     "ExchangeLatent",
     "ExpressionCapacity",
     "ExpressionLaplace",
@@ -36,9 +44,12 @@ __all__ = [
     "Labeling13C",
     "Latent",
     "Parsimony",
+    "SimulatedEnzymeData",
     "Thermodynamics",
+    "enzyme_posterior",
     "exchange_latent",
     "expression_posterior",
     "joint_polytope",
     "sample_thermodynamic",
+    "simulate_enzyme_data",
 ]

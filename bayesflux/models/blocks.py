@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import TYPE_CHECKING
 
 import jax
@@ -199,29 +198,47 @@ class FluxPolytope(dist.Distribution):
         return (p.v0 + z @ p.N.T).reshape(tuple(sample_shape) + self.event_shape)
 
 
-@partial(jax.jit, static_argnums=4)
-@partial(jax.jit, static_argnames="steps")
 def hit_and_run_walks(keys, A, b, start, steps: int) -> jax.Array:
-    """One random-direction hit-and-run walk of ``steps`` moves inside ``A z <= b`` from
-    ``start`` per key (exact chords); the end points, ``(len(keys), d)``. Compiled once per
-    shape and ``steps``; the random numbers of a walk are drawn before it, in two calls."""
+    """One coordinate hit-and-run walk of ``steps`` moves inside ``A z <= b`` from ``start`` per
+    key (exact chords, random axes); the end points, ``(len(keys), d)``.
 
-    def walk(key):
-        k_dir, k_pos = jax.random.split(key)
-        directions = jax.random.normal(k_dir, (steps, start.shape[0]), start.dtype)
-        positions = jax.random.uniform(k_pos, (steps,), start.dtype)
+    Dispersed chain starts, not draws to keep: run in NumPy, all walks in step (``O(m)`` per move
+    and walk, slacks updated as the walks move), so that starting chains compiles nothing (a
+    host callback where the keys are traced, e.g. under ``pmap``). The random numbers come from
+    a generator seeded by the keys' data.
+    """
+    keys = jnp.asarray(keys)
+    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)
+    A, b = np.asarray(A, dtype=float), np.asarray(b, dtype=float)
+    start = np.asarray(start, dtype=float)
 
-        def move(z, draw):
-            u, t = draw
-            u = u / jnp.linalg.norm(u)
-            rate, slack = A @ u, b - A @ z
-            hi = jnp.min(jnp.where(rate > 0, slack / jnp.where(rate > 0, rate, 1.0), jnp.inf))
-            lo = jnp.max(jnp.where(rate < 0, slack / jnp.where(rate < 0, rate, 1.0), -jnp.inf))
-            return z + (lo + t * (hi - lo)) * u, None
+    def walks(key_data) -> np.ndarray:
+        key_data = np.asarray(key_data, dtype=np.uint32)
+        rng = np.random.default_rng(key_data.ravel())
+        z = np.tile(start, (len(key_data), 1))
+        if steps < 1 or A.shape[1] == 0:
+            return z
+        columns = np.ascontiguousarray(A.T)
+        slack = b - z @ A.T
+        rows = np.arange(len(z))
+        axes = rng.integers(0, A.shape[1], size=(steps, len(z)))
+        positions = rng.uniform(size=(steps, len(z)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for k, t in zip(axes, positions, strict=True):
+                rate = columns[k]  # (walks, m): the column of each walk's axis
+                ratio = np.maximum(slack, 0.0) / rate
+                hi = np.min(np.where(rate > 0, ratio, np.inf), axis=1)
+                lo = np.max(np.where(rate < 0, ratio, -np.inf), axis=1)
+                step = lo + t * (hi - lo)
+                z[rows, k] += step
+                slack -= step[:, None] * rate
+        return z
 
-        return jax.lax.scan(move, start, (directions, positions))[0]
-
-    return jax.vmap(walk)(keys)
+    if isinstance(keys, jax.core.Tracer):
+        shape = jax.ShapeDtypeStruct((keys.shape[0], start.size), jnp.result_type(float))
+        return jax.pure_callback(walks, shape, keys)
+    return jnp.asarray(walks(keys))
 
 
 def flux_polytope(name: str, polytope: Polytope, *, prior=None) -> jax.Array:

@@ -101,11 +101,15 @@ def init(
 
 
 def chord(slack: jax.Array, a_theta: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``[lam_min, lam_max]``: the largest interval with ``lam * a_theta <= slack`` row-wise."""
-    slack = jnp.maximum(slack, 0.0)  # round-off may leave a slack at -1e-16
-    ratio = slack / jnp.where(a_theta == 0.0, 1.0, a_theta)
-    lam_max = jnp.min(jnp.where(a_theta > 0.0, ratio, jnp.inf))
-    lam_min = jnp.max(jnp.where(a_theta < 0.0, ratio, -jnp.inf))
+    """``[lam_min, lam_max]``: the largest interval with ``lam * a_theta <= slack`` row-wise.
+
+    With ``r = a_theta / slack`` (slacks clamped to a tiny positive number: round-off may leave
+    one at -1e-16), ``lam_max = 1 / max r`` and ``lam_min = 1 / min r``: one division pass and
+    two reductions, each infinite where no row bounds that side."""
+    ratio = a_theta / jnp.maximum(slack, jnp.finfo(a_theta.dtype).tiny)
+    hi, lo = jnp.max(ratio), jnp.min(ratio)
+    lam_max = jnp.where(hi > 0.0, 1.0 / jnp.where(hi > 0.0, hi, 1.0), jnp.inf)
+    lam_min = jnp.where(lo < 0.0, 1.0 / jnp.where(lo < 0.0, lo, 1.0), -jnp.inf)
     return lam_min, lam_max
 
 
@@ -149,23 +153,52 @@ def _check(direction: str, thinning: int) -> None:
         raise ValueError(f"thinning must be a positive integer, got {thinning}")
 
 
-def _build_move(A, direction: Direction, logdensity_fn, gaussian: bool):
+class Lines(NamedTuple):
+    """The half-spaces ``A x <= b`` seen by moves along the columns of a basis ``S`` (the
+    rounding; identity if none): ``AS = A S``, its rows for coordinate moves
+    (``columns[k] = A S e_k``, stored contiguously) and ``Sᵀ`` (None for the identity)."""
+
+    A: jax.Array
+    b: jax.Array
+    AS: jax.Array
+    columns: jax.Array
+    basis_rows: jax.Array | None
+
+
+def lines(A, b, basis=None) -> Lines:
+    """:class:`Lines` of ``A x <= b`` and a basis ``S (d, d)``. Concrete inputs are multiplied
+    and transposed here, once, so that a compiled loop reads constants instead of redoing it."""
+    concrete = not any(isinstance(a, jax.core.Tracer) for a in (A, b, basis))
+    xp = np if concrete else jnp
+    A = xp.asarray(A, dtype=float)
+    b = xp.asarray(b, dtype=float)
+    AS = A if basis is None else A @ xp.asarray(basis, dtype=float)
+    columns = xp.ascontiguousarray(AS.T) if concrete else AS.T
+    rows = None if basis is None else xp.asarray(basis, dtype=float).T
+    if concrete:
+        rows = None if rows is None else np.ascontiguousarray(rows)
+        return Lines(*(None if a is None else jnp.asarray(a) for a in (A, b, AS, columns, rows)))
+    return Lines(A, b, AS, columns, rows)
+
+
+def _build_move(ln: Lines, direction: Direction, logdensity_fn, gaussian: bool):
     """One move ``(state, (axis or direction, lam draw, log u), step) -> (state, (acc, len))``.
 
     ``lam draw`` is ``U(0, 1)`` for the uniform chord and ``N(0, 1)`` for the Gaussian step;
-    ``log u`` is None for the uniform target (every chord point is accepted). A coordinate move
-    reads one precomputed column ``A e_k`` (a row of ``A^T``) and updates the slacks in ``O(m)``.
+    ``log u`` is None for the uniform target (every chord point is accepted). The line is
+    ``x + lam S theta`` (``theta`` an axis or a random direction of the rounded coordinates); a
+    coordinate move reads one precomputed column ``A S e_k`` and updates the slacks in ``O(m)``
+    and the position in ``O(d)``.
     """
-    AT = A.T  # rows of A^T are the columns A e_k a coordinate move needs
-    d = A.shape[1]
+    dtype = ln.AS.dtype
 
     def move(state: HitAndRunState, draw, step):
         direction_draw, u, log_u = draw
         if direction == "coordinate":
-            a_theta = AT[direction_draw]
+            a_theta = ln.columns[direction_draw]
         else:
             theta = direction_draw / jnp.linalg.norm(direction_draw)
-            a_theta = A @ theta
+            a_theta = ln.AS @ theta
         lam_min, lam_max = chord(state.slack, a_theta)
         if gaussian:
             lam_prop = step * u
@@ -175,20 +208,24 @@ def _build_move(A, direction: Direction, logdensity_fn, gaussian: bool):
         else:
             lam = lam_min + u * (lam_max - lam_min)
             inside = jnp.ones((), bool)
-        if direction == "coordinate":
-            # x + lam e_k as an O(d) select: cheaper to compile (and batched, to run) than scatter
-            position = state.position + jnp.where(jnp.arange(d) == direction_draw, lam, 0.0)
+        if direction == "coordinate" and ln.basis_rows is None:
+            position = jax.lax.dynamic_update_index_in_dim(
+                state.position, state.position[direction_draw] + lam, direction_draw, 0
+            )
+        elif direction == "coordinate":
+            position = state.position + lam * ln.basis_rows[direction_draw]
         else:
-            position = state.position + lam * theta
+            shift = theta if ln.basis_rows is None else theta @ ln.basis_rows
+            position = state.position + lam * shift
         slack = state.slack - lam * a_theta
         if logdensity_fn is None and not gaussian:  # the uniform chord point is always accepted
             return HitAndRunState(position, slack, state.logdensity), (
-                jnp.ones((), A.dtype),
+                jnp.ones((), dtype),
                 lam_max - lam_min,
             )
         if logdensity_fn is None:
             logdensity = state.logdensity
-            log_ratio = jnp.zeros((), A.dtype)
+            log_ratio = jnp.zeros((), dtype)
         else:
             logdensity = logdensity_fn(position)
             log_ratio = logdensity - state.logdensity
@@ -233,32 +270,37 @@ def build_sweep(
     direction: Direction = "coordinate",
     logdensity_fn: Callable[[jax.Array], jax.Array] | None = None,
     step_size: jax.Array | float | None = None,
+    basis: jax.Array | None = None,
+    refresh: bool = True,
 ) -> Callable[[HitAndRunState, tuple], tuple[HitAndRunState, HitAndRunInfo]]:
     """``sweep(state, draws) -> (state, info)``: one move per row of given random numbers.
 
     ``draws = (directions, lam, log_u)`` with a leading axis of length ``T`` (the moves):
     ``directions`` the axes ``(T,)`` of coordinate moves or unnormalised directions ``(T, d)``,
     ``lam`` ``U(0, 1)`` (uniform chord) or ``N(0, 1)`` (Gaussian step) draws ``(T,)``, ``log_u``
-    ``log U(0, 1)`` draws ``(T,)`` for the Metropolis test, or None for the uniform target. The
-    slacks are recomputed as ``b - A x`` once per sweep, so round-off cannot accumulate (``O(m d)``
-    per ``T`` moves). The caller chooses the random numbers, e.g. coordinate axes in random
-    permutations; any choice independent of the state keeps the target invariant, since every
-    move does.
+    ``log U(0, 1)`` draws ``(T,)`` for the Metropolis test, or None for the uniform target. Moves
+    run along the columns of ``basis`` ``S`` (the rounding; axes if None), updating ``x`` itself:
+    ``x + lam S theta``. With ``refresh`` the slacks are recomputed as ``b - A x`` once per sweep,
+    so round-off cannot accumulate (``O(m d)`` per ``T`` moves); a caller that refreshes them
+    itself, less often, passes False. The caller chooses the random numbers, e.g. coordinate axes
+    in random permutations; any choice independent of the state keeps the target invariant, since
+    every move does.
     """
     _check(direction, 1)
-    A = jnp.asarray(A, dtype=jnp.result_type(float))
-    b = jnp.asarray(b, dtype=A.dtype)
-    d = A.shape[1]
+    ln = lines(A, b, basis)
+    d = ln.AS.shape[1]
     gaussian = step_size is not None
-    steps = _as_steps(step_size, direction, d, A.dtype) if gaussian else jnp.ones(1, A.dtype)
-    move = _build_move(A, direction, logdensity_fn, gaussian)
+    dtype = ln.AS.dtype
+    steps = _as_steps(step_size, direction, d, dtype) if gaussian else jnp.ones(1, dtype)
+    move = _build_move(ln, direction, logdensity_fn, gaussian)
 
     def one(state, draw):
         return move(state, draw, steps[_axis(direction, draw)])
 
     def sweep(state: HitAndRunState, draws) -> tuple[HitAndRunState, HitAndRunInfo]:
         state, (acc, length) = jax.lax.scan(one, state, draws)
-        state = state._replace(slack=b - A @ state.position)
+        if refresh:
+            state = state._replace(slack=ln.b - ln.A @ state.position)
         return state, HitAndRunInfo(jnp.mean(acc), jnp.mean(length))
 
     return sweep
@@ -272,13 +314,15 @@ def build_kernel(
     logdensity_fn: Callable[[jax.Array], jax.Array] | None = None,
     thinning: int = 1,
     step_size: jax.Array | float | None = None,
+    basis: jax.Array | None = None,
+    refresh: bool = True,
 ) -> Callable[[jax.Array, HitAndRunState], tuple[HitAndRunState, HitAndRunInfo]]:
     """A hit-and-run kernel on ``{x : A x <= b}`` making ``thinning`` moves per call.
 
     Parameters
     ----------
     A, b
-        Half-spaces of a bounded, full-dimensional polytope (rounded coordinates).
+        Half-spaces of a bounded, full-dimensional polytope.
     direction
         ``"coordinate"`` (axis directions, ``O(m)`` per move) or ``"random"`` (uniform on the
         sphere, ``O(m d)`` per move).
@@ -289,16 +333,22 @@ def build_kernel(
     step_size
         None: a uniform point of the chord. Otherwise the sd of a Gaussian step along the chord
         (points off the chord rejected): a scalar, or one per axis ``(d,)`` for coordinate moves.
+    basis, refresh
+        Lines along the columns of ``S`` (rounded coordinates ``x = x0 + S y`` without forming
+        ``y``); whether each call ends by recomputing the slacks (see :func:`build_sweep`).
     """
     _check(direction, thinning)
-    A = jnp.asarray(A, dtype=jnp.result_type(float))
-    d = A.shape[1]
+    d = np.shape(A)[1]
     thinning = int(thinning)
-    sweep = build_sweep(A, b, direction=direction, logdensity_fn=logdensity_fn, step_size=step_size)
+    sweep = build_sweep(
+        A, b, direction=direction, logdensity_fn=logdensity_fn, step_size=step_size, basis=basis,
+        refresh=refresh,
+    )  # fmt: skip
     gaussian, metropolis = step_size is not None, logdensity_fn is not None
+    dtype = jnp.result_type(float)
 
     def kernel(rng_key: jax.Array, state: HitAndRunState) -> tuple[HitAndRunState, HitAndRunInfo]:
-        draws = _draws(rng_key, thinning, d, direction, gaussian, metropolis, A.dtype)
+        draws = _draws(rng_key, thinning, d, direction, gaussian, metropolis, dtype)
         return sweep(state, draws)
 
     return kernel
@@ -355,19 +405,20 @@ def build_adaptive_sweep(
     gamma: float = 0.05,
     t0: float = 10.0,
     kappa: float = 0.75,
+    basis: jax.Array | None = None,
+    refresh: bool = True,
 ) -> Callable:
     """``sweep(state, adaptation, draws, adapt) -> (state, adaptation, info)``, Gaussian steps.
 
-    The moves of :func:`build_sweep` with the step ``exp(adaptation.log_step)`` of each move's
-    axis; with ``adapt`` (may be traced) the dual-averaging state is updated after every move
-    (see :func:`build_warmup_kernel`).
+    The moves of :func:`build_sweep` (``basis`` and ``refresh`` as there) with the step
+    ``exp(adaptation.log_step)`` of each move's axis; with ``adapt`` (may be traced) the
+    dual-averaging state is updated after every move (see :func:`build_warmup_kernel`).
     """
     _check(direction, 1)
     if not 0.0 < float(target_acceptance) < 1.0:
         raise ValueError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
-    A = jnp.asarray(A, dtype=jnp.result_type(float))
-    b = jnp.asarray(b, dtype=A.dtype)
-    move = _build_move(A, direction, logdensity_fn, True)
+    ln = lines(A, b, basis)
+    move = _build_move(ln, direction, logdensity_fn, True)
     target = float(target_acceptance)
 
     def one(carry, draw):
@@ -389,7 +440,8 @@ def build_adaptive_sweep(
             lambda c: jax.lax.scan(one_frozen, c, draws),
             (state, adaptation),
         )
-        state = state._replace(slack=b - A @ state.position)
+        if refresh:
+            state = state._replace(slack=ln.b - ln.A @ state.position)
         return state, adaptation, HitAndRunInfo(jnp.mean(acc), jnp.mean(length))
 
     return sweep
@@ -406,6 +458,8 @@ def build_warmup_kernel(
     gamma: float = 0.05,
     t0: float = 10.0,
     kappa: float = 0.75,
+    basis: jax.Array | None = None,
+    refresh: bool = True,
 ) -> Callable:
     """A Gaussian-step kernel that adapts its steps: ``kernel(key, state, adaptation, adapt)``.
 
@@ -422,21 +476,16 @@ def build_warmup_kernel(
 
     ``target_acceptance`` (default 0.4) is about the optimal acceptance of a one-dimensional
     random-walk Metropolis move (0.44, Roberts and Rosenthal 2001), reduced a little because a
-    step off the chord counts as a rejection.
+    step off the chord counts as a rejection. ``basis`` and ``refresh`` as in :func:`build_kernel`.
     """
     _check(direction, thinning)
     sweep = build_adaptive_sweep(
-        A,
-        b,
-        direction=direction,
-        logdensity_fn=logdensity_fn,
-        target_acceptance=target_acceptance,
-        gamma=gamma,
-        t0=t0,
-        kappa=kappa,
-    )
-    A = jnp.asarray(A, dtype=jnp.result_type(float))
-    d = A.shape[1]
+        A, b, direction=direction, logdensity_fn=logdensity_fn,
+        target_acceptance=target_acceptance, gamma=gamma, t0=t0, kappa=kappa, basis=basis,
+        refresh=refresh,
+    )  # fmt: skip
+    d = np.shape(A)[1]
+    dtype = jnp.result_type(float)
     thinning = int(thinning)
     metropolis = logdensity_fn is not None
 
@@ -446,7 +495,7 @@ def build_warmup_kernel(
         adaptation: DualAveragingState,
         adapt: jax.Array | bool = True,
     ) -> tuple[HitAndRunState, DualAveragingState, HitAndRunInfo]:
-        draws = _draws(rng_key, thinning, d, direction, True, metropolis, A.dtype)
+        draws = _draws(rng_key, thinning, d, direction, True, metropolis, dtype)
         return sweep(state, adaptation, draws, adapt)
 
     return kernel

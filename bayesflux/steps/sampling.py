@@ -1,4 +1,4 @@
-"""Pipeline step ``sample``: uniform (hit-and-run) sampling of the flux polytope."""
+"""Pipeline step ``sample``: uniform sampling of the flux polytope (billiard walk, hit-and-run)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _sample_summary(result: xr.DataTree) -> str:
     widest = ", ".join(f"{r} sd {sd[r]:.3g}" for r in sd.sort_values(ascending=False).index[:3])
     attrs = result.attrs
     return (
-        f"{chains} chains x {draws} draws, {attrs.get('kernel')} hit-and-run on a "
+        f"{chains} chains x {draws} draws, {attrs.get('method')} ({attrs.get('kernel')}) on a "
         f"{attrs.get('dimension')}-dimensional polytope ({attrs.get('rounding')} rounding, "
         f"log volume proxy {float(attrs.get('log_volume', np.nan)):.4g}); widest: {widest}"
     )
@@ -57,7 +57,7 @@ def sample_step(
     thinning: int | None = None,
     num_warmup: int | None = None,
     seed: int = 0,
-    kernel: Literal["coordinate", "random", "billiard"] = "coordinate",
+    kernel: Literal["auto", "coordinate", "random", "billiard"] = "auto",
     rounding: Literal["ep", "mve", "none"] = "ep",
     constraints: list[ConstraintTable] | None = None,
     checkpoint: OutputDir | None = None,

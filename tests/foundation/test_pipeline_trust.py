@@ -226,7 +226,11 @@ HEAD = '[model]\nsource = "small"\n'
         ("posterior", "fluxes = { R1 = [2.0, 0.0] }", "fluxes for 'R1': sd must be a finite"),
         ("posterior", "fluxes = { R1 = [2.0, -1] }", "fluxes for 'R1': sd must be a finite"),
         ("posterior", "fluxes = { R1 = [nan, 1] }", r"fluxes for 'R1'\[0\] = nan must be a num"),
-        ("sample", 'kernel = "gibbs"', "kernel must be 'coordinate', 'random' or 'billiard'"),
+        (
+            "sample",
+            'kernel = "gibbs"',
+            "kernel must be 'auto', 'coordinate', 'random' or 'billiard'",
+        ),
         ("mfa_fit", "", r"missing option\(s\) \['model'\]"),
         ("mfa_fit", 'model = "none.ftbl"', "model: input file .*none.ftbl not found"),
         ("fba", "name = 3", "name 3 must be a string"),
