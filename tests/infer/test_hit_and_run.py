@@ -44,7 +44,9 @@ def _r1_posterior_mean() -> float:
 def test_uniform_triangle_and_measured_flux(fork_polytope, which):
     """Under ``numpyro.infer.MCMC`` (vectorized chains): the uniform triangle (E[R1] = 10/3,
     E[u] = 20/3) and the posterior with R1 = 2 +- 1 measured (quadrature); every draw a steady
-    state within the bounds; R-hat below 1.01."""
+    state within the bounds; R-hat below 1.01. 3000 draws a chain: at 1500 the Gaussian steps'
+    posterior had a bulk ESS of 675 (4 chains) and R-hat 1.012 at seed 2, R-hat's own noise
+    at that ESS; at 3000, ESS 1741 and R-hat 1.004."""
     net, poly = fork_polytope
 
     def prior():
@@ -58,7 +60,7 @@ def test_uniform_triangle_and_measured_flux(fork_polytope, which):
         mcmc = MCMC(
             KERNELS[which](model),
             num_warmup=300,
-            num_samples=1500,
+            num_samples=3000,
             num_chains=4,
             chain_method="vectorized",
             progress_bar=False,
