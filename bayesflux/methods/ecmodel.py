@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EcModel",
+    "EnzymeLookup",
+    "check_enzyme_table",
     "ec_model",
     "read_enzyme_table",
     "ecoli_core_enzyme_table",
@@ -69,7 +71,7 @@ _COLUMNS = ("reaction", "gene", "kcat", "mw")
 
 
 # ---------------------------------------------------------------------- enzyme table
-def _check_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
+def check_enzyme_table(table: pd.DataFrame, where: str) -> pd.DataFrame:
     """Validate and normalise an enzyme table (columns ``reaction, gene, kcat, mw``)."""
     missing = [c for c in _COLUMNS if c not in table.columns]
     if missing:
@@ -119,7 +121,7 @@ def read_enzyme_table(path: str | Path) -> pd.DataFrame:
         table = pd.read_csv(path, comment="#", dtype=str, skipinitialspace=True)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ModelReadError(f"could not read enzyme table {path}: {exc}") from exc
-    return _check_table(table, str(path))
+    return check_enzyme_table(table, str(path))
 
 
 def ecoli_core_enzyme_table() -> pd.DataFrame:
@@ -226,7 +228,7 @@ class EcModel:
         return replace(self, network=net, protein_budget=float(protein_budget))
 
 
-class _Lookup:
+class EnzymeLookup:
     """kcat per (reaction, complex) and MW per gene from a checked enzyme table."""
 
     def __init__(self, table: pd.DataFrame, default_kcat: float, default_mw: float) -> None:
@@ -313,7 +315,7 @@ class _Builder:
             self.enzymes[g] = None
 
     def enzymatic(
-        self, j: int, column: dict[int, float], complexes: list[tuple[str, ...]], look: _Lookup
+        self, j: int, column: dict[int, float], complexes: list[tuple[str, ...]], look: EnzymeLookup
     ) -> None:
         """Split by direction; one reaction per isozyme behind an ``arm_`` reaction if several."""
         rid, lo, hi = self.net.reactions[j], float(self.net.lb[j]), float(self.net.ub[j])
@@ -423,9 +425,9 @@ def ec_model(
             raise ValueError(f"{name} must be a positive number, not {value}")
     if table is None:
         checked = pd.DataFrame({c: pd.Series(dtype=object) for c in _COLUMNS})
-        checked = _check_table(checked, "enzyme table")
+        checked = check_enzyme_table(checked, "enzyme table")
     elif isinstance(table, pd.DataFrame):
-        checked = _check_table(table, "enzyme table")
+        checked = check_enzyme_table(table, "enzyme table")
     else:
         checked = read_enzyme_table(table)
     unknown = sorted(set(checked["reaction"]) - {""} - set(net.reactions))
@@ -434,7 +436,7 @@ def ec_model(
             f"enzyme table names reaction(s) not in network {net.id!r}: "
             f"{', '.join(map(repr, unknown[:10]))}"
         )
-    look = _Lookup(checked, float(default_kcat), float(default_mw))
+    look = EnzymeLookup(checked, float(default_kcat), float(default_mw))
     growth_protein = dict(growth_protein or {})
     for r, cost in growth_protein.items():
         if r not in net.reaction_index:

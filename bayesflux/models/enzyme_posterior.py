@@ -49,7 +49,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesflux.errors import ConfigError, NetworkError
-from bayesflux.methods.ecmodel import SECONDS_PER_HOUR, _check_table, _Lookup, isozymes
+from bayesflux.methods.ecmodel import SECONDS_PER_HOUR, EnzymeLookup, check_enzyme_table, isozymes
 from bayesflux.models import blocks
 from bayesflux.network import Network, as_network
 from bayesflux.results import provenance
@@ -125,12 +125,12 @@ def _structure(
 ) -> _Enzymes:
     net = as_network(network)
     if table is None:
-        checked = _check_table(
+        checked = check_enzyme_table(
             pd.DataFrame({c: pd.Series(dtype=object) for c in ("reaction", "gene", "kcat", "mw")}),
             "enzyme table",
         )
     elif isinstance(table, pd.DataFrame):
-        checked = _check_table(table, "enzyme table")
+        checked = check_enzyme_table(table, "enzyme table")
     else:
         from bayesflux.methods.ecmodel import read_enzyme_table
 
@@ -138,7 +138,7 @@ def _structure(
     for name, value in (("default_kcat", default_kcat), ("default_mw", default_mw)):
         if not (np.isfinite(value) and value > 0):
             raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    look = _Lookup(checked, float(default_kcat), float(default_mw))
+    look = EnzymeLookup(checked, float(default_kcat), float(default_mw))
     if reactions is None:
         chosen = [r for r, rule in zip(net.reactions, net.gpr) if rule.strip()]
     else:
