@@ -74,9 +74,10 @@ class ChordState(NamedTuple):
 class Frame(NamedTuple):
     """What the moves of one transition see. Lines run through ``x + S y`` (``S`` the rounding)
     inside ``AS y <= room`` (``room = b - A x``, the slacks; ``A x <= b`` the polytopes'
-    half-spaces). ``gram = AS ASᵀ`` where the rounding is fixed and the ``m x m`` matrix is small
-    enough (the billiard walk's reflections read its rows), else None. ``log_density(x)``, the
-    model's log density at ``x`` for this call's arguments, is None for a uniform target."""
+    half-spaces). ``gram = AS ASᵀ`` for a kernel that reads it (the billiard walk's reflections)
+    where the rounding is fixed and the ``m x m`` matrix is small enough, else None.
+    ``log_density(x)``, the model's log density at ``x`` for this call's arguments, is None for
+    a uniform target."""
 
     x: jax.Array
     S: jax.Array
@@ -117,6 +118,7 @@ class _ChordKernel(PolytopeKernel):
 
     stat_fields = ("potential_energy", "accept_prob", "chord_length", "num_evals", "step_size")
     _bounded_chords = True  # uniform chord points and slices need every line to end
+    _reads_gram = False  # whether the moves read Frame.gram (the billiard walk's reflections)
 
     def __init__(
         self,
@@ -179,7 +181,8 @@ class _ChordKernel(PolytopeKernel):
         S0 = np.asarray(geom.factor)
         AS0 = geom.A @ S0
         gram = None
-        if not adapt_rounding and AS0.shape[0] ** 2 * AS0.itemsize <= GRAM_BYTES:
+        small = AS0.shape[0] ** 2 * AS0.itemsize <= GRAM_BYTES
+        if self._reads_gram and not adapt_rounding and small:
             gram = jnp.asarray(AS0 @ AS0.T)
         S0, AS0 = jnp.asarray(S0), jnp.asarray(AS0)
         adapt_init, adapt_update = warmup_adapter(
@@ -413,6 +416,8 @@ class Billiard(_ChordKernel):
     rounding, adapt_rounding, init_strategy
         As in :class:`HitAndRun`.
     """
+
+    _reads_gram = True
 
     def __init__(
         self,
