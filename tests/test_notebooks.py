@@ -2,7 +2,8 @@
 
 Each notebook reproduces one seed's central result at small size (``expression_mapping``: seed
 000, ``fluxomers``: 001, ``thermodynamics``: 002, ``falcon_yeast``: 003) or walks through a real
-13C fit (``mfa_fit``); their cells carry ``assert`` statements on the claims they show, so a
+13C fit (``mfa_fit``), the enzyme-constrained and ME-lite models (``enzyme_models``: overflow
+metabolism, issue 21); their cells carry ``assert`` statements on the claims they show, so a
 notebook that runs to the end has reproduced them. Notebooks reading ``../shared/data`` skip
 without it (a failure under ``CI=true``, see the ``shared_data`` fixture).
 
