@@ -84,6 +84,12 @@ def main() -> None:
         action="store_true",
         help="FALCON's scales sigma_i (no latent relative error rho)",
     )
+    parser.add_argument(
+        "--units",
+        choices=["abundance", "flux"],
+        default="abundance",
+        help="sample w = k v with the prior on w (default), or v with k integrated out",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--output", help="folder to write each case's posterior DataTree to")
     args = parser.parse_args()
@@ -103,6 +109,7 @@ def main() -> None:
             genes["mean"],
             genes["std"],
             relative_error=None if args.fixed_scales else (1e-3, 10.0),
+            units=args.units,
         )
         mode_ex = scaled(mode["flux"].sel(reaction=EXCHANGES).values, measured)
         tree = posterior.sample(

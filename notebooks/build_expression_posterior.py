@@ -21,16 +21,21 @@ CELLS = [
 
 FALCON (seed 003) turns RNA-seq into **one** flux vector. Its objective is a Laplace likelihood:
 enzyme abundance `e_i ± σ_i` (from the genes, by min-disjunction) against the flux `k g_i(v)` its
-reaction group carries, `k` an unknown abundance per unit flux. bayesflux uses that likelihood in
-a posterior over **all** fluxes of the genome-scale model:
+reaction group carries, `k` an unknown abundance per unit flux. Only `w = k v`, the fluxes in
+abundance units, is identified, so bayesflux puts its posterior over **all** of them:
 
-    p(v, k, ρ | e) ∝ Π_i exp(-|k g_i(v) - e_i| / s_i) / (2 s_i)  ×  exp(-Σ|v| / τ)  ×  p(k) p(ρ)   on  {S v = 0, lb ≤ v ≤ ub}
+    p(w, ρ, k | e) ∝ Π_i exp(-|g_i(w) - e_i| / s_i) / (2 s_i)  ×  exp(-Σ|w| / τ)  ×  p(ρ) p(k)   on  {S w = 0, lb k ≤ w ≤ ub k}
 
 * `s_i = sqrt(σ_i² + ρ² e_i²)`: the replicate spread plus a relative error `ρ` (latent), since
   Lee's replicates understate how far abundance is from flux;
-* `exp(-Σ|v|/τ)`: parsimony as a prior (not a hard rule): under the uniform prior the posterior
-  follows the polytope's volume into internal cycles;
-* `k` log-uniform over 3 decades either side of the mode's, integrated out by the sampler.
+* `exp(-Σ|w|/τ)` with `τ = Σ e_i`: parsimony as a weak prior, on the identified fluxes. Its slope
+  is below every group's likelihood slope, so it pulls no expressed reaction to zero, while it
+  holds internal cycles through unmeasured reactions to the data's scale. Put on `v` instead,
+  with `k` integrated out, the same prior weighs each flux *shape* by `(Σ|w|)^-d`, `d` = 322 the
+  polytope's dimension: the posterior then went wherever the total flux is a little smaller
+  (respiration, against the measured ethanol; `units="flux"` keeps that model for comparison);
+* `k` (`flux_scale`) log-uniform over 3 decades either side of the mode's: it only carries the
+  bounds stated in flux units (glucose uptake <= 1).
 
 `expression_posterior` finds the mode by MILP (the global optimum of FALCON's objective, which
 FALCON's heuristic only approaches), and the posterior is sampled by reflective HMC started

@@ -8,7 +8,10 @@ uniform distribution on the union invariant); the rest of the model is a Metropo
 
 * :class:`FeasibleChord` — for a :func:`~bayesflux.models.blocks.second_law` site on
   ``(v, ln c)``: the chord is split at sign changes of the fluxes and of their ``ΔrG'``; each
-  piece is checked directly (:func:`~bayesflux.models.thermodynamics.feasible_chord_move`).
+  piece is checked directly, and the new point is drawn from a normal truncated to the
+  feasible pieces, fitted to the model's log density along the line, with a Metropolis-Hastings
+  correction (:func:`~bayesflux.models.thermodynamics.feasible_chord_move`; exact for Gaussian
+  measurements, so every move is accepted).
 * :class:`OrthantHitAndRun` — for a :func:`~bayesflux.models.blocks.second_law_signs` site on
   fluxes alone (``ln c`` marginalised): the chord is split at sign changes of the fluxes, and a
   piece is feasible where its sign pattern leaves the concentration polytope non-empty. The
@@ -45,7 +48,7 @@ from bayesflux.infer.sites import (
     init_to_polytope,
 )
 from bayesflux.models.blocks import SecondLaw, SignPatternLaw
-from bayesflux.models.thermodynamics import feasible_chord_move
+from bayesflux.models.thermodynamics import _FIT_QUANTILES, feasible_chord_move
 from bayesflux.sampling.hit_and_run import pick
 from bayesflux.sampling.rounding import Rounding
 from bayesflux.thermo.orthants import chord_pieces
@@ -128,6 +131,8 @@ class FeasibleChord(_ChordKernel):
 
     stat_fields = ("potential_energy", "accept_prob", "chord_length", "num_evals")
     stat_names = {"chord_length": "feasible_chord_fraction"}
+    #: every move costs the same, so batched chains on a CPU share the per-move overhead
+    cpu_chain_method = "vectorized"
 
     def __init__(
         self,
@@ -173,7 +178,7 @@ class FeasibleChord(_ChordKernel):
         (y, _, logp), (accepted, fraction) = jax.lax.scan(
             move, start, jax.random.split(key, self._n_moves)
         )
-        evals = jnp.asarray(float(self._n_moves), AS.dtype)
+        evals = jnp.asarray(float(self._n_moves * (len(_FIT_QUANTILES) + 1)), AS.dtype)
         return _Moves(y, logp, accepted.mean(), fraction.mean(), evals, step)
 
 

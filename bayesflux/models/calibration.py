@@ -94,14 +94,14 @@ def _expression_model(term: ExpressionLaplace) -> _DataModel:
     def scale(key, theta):
         if term.marginalize:
             return jax.random.uniform(key, (), minval=a, maxval=b)
-        return theta[term.scale_name]
+        return term.scale_of(theta)
 
     def log_likelihood(v, theta, y, sd_scale):
         g, s = term.group_flux(v), sd_scale * sigma
         const = -jnp.sum(jnp.log(2.0 * s))
         if term.marginalize:
             return term.log_marginal(g, y, s) + const
-        return -jnp.sum(jnp.abs(theta[term.scale_name] * g - y) / s) + const
+        return -jnp.sum(jnp.abs(term.scale_of(theta) * g - y) / s) + const
 
     def simulate(key, v, theta):
         k_scale, k_noise = jax.random.split(key)

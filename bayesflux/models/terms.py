@@ -148,6 +148,11 @@ class ExpressionLaplace:
         the abundance, for what replicate ``σ_i`` cannot see (enzymes differ in ``kcat`` and
         saturation; on Lee 2012 a tenth of the genes have ``σ_i / e_i < 3.5 %`` and carry
         residuals of tens of ``σ_i`` at the mode). Default none (``ρ = 0``: FALCON's scales).
+    abundance_units
+        The fluxes are in abundance units, ``w = k v`` (as
+        :func:`~bayesflux.models.expression_posterior` samples them by default):
+        ``e_i ~ Laplace(g_i(w), s_i)`` with no scale to integrate out or sample (``marginalize``
+        and ``scale_bounds`` are then unused).
     polytope
         The flux polytope the term will see: groups none of whose reactions can carry flux in it
         (FVA range ``[0, 0]``) are left out, their likelihood being a constant (and a constant
@@ -166,6 +171,7 @@ class ExpressionLaplace:
         marginalize: bool = True,
         dispersion: tuple[float, float] | None = None,
         relative_error: tuple[float, float] | None = None,
+        abundance_units: bool = False,
         polytope: Polytope | None = None,
         name: str = "expression",
     ) -> None:
@@ -198,8 +204,10 @@ class ExpressionLaplace:
         self.scale_bounds = (float(scale_bounds[0]), float(scale_bounds[1]))
         if not 0 < self.scale_bounds[0] < self.scale_bounds[1] < np.inf:
             raise ConfigError(f"scale_bounds must satisfy 0 < lower < upper, got {scale_bounds}")
-        self.marginalize = bool(marginalize)
-        self.latents = () if self.marginalize else (Latent(self.scale_name, *self.scale_bounds),)
+        self.abundance_units = bool(abundance_units)
+        self.marginalize = bool(marginalize) and not self.abundance_units
+        scaled = self.marginalize or self.abundance_units
+        self.latents = () if scaled else (Latent(self.scale_name, *self.scale_bounds),)
         self.dispersion_name = f"{name}_dispersion"
         self.dispersion = None if dispersion is None else tuple(map(float, dispersion))
         if self.dispersion is not None:
@@ -240,16 +248,20 @@ class ExpressionLaplace:
     def observe(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> None:
         """NumPyro sites: :func:`~bayesflux.models.blocks.expression_falcon` (one observation
         per group with the latent scale, one of all groups with the scale integrated out)."""
-        scale = None if self.marginalize else theta[self.scale_name]
+        scale = None if self.marginalize else self.scale_of(theta)
         blocks.expression_falcon(v, self, scale=scale, noise=self.noise_of(theta), name=self.name)
 
     def log_likelihood(self, v: jax.Array, theta: Mapping[str, jax.Array]) -> jax.Array:
         g = self.group_flux(v)
         s = self.noise_of(theta)
         if not self.marginalize:
-            k = theta[self.scale_name]
+            k = self.scale_of(theta)
             return -jnp.sum(jnp.abs(k * g - self.abundance) / s) + self.log_normaliser(s)
         return self.log_marginal(g, sigma=s) + self.log_normaliser(s)
+
+    def scale_of(self, theta: Mapping[str, jax.Array]) -> jax.Array:
+        """``k``: the latent's value, or 1 where the fluxes are in abundance units."""
+        return jnp.ones(()) if self.abundance_units else theta[self.scale_name]
 
     def log_marginal(self, g: jax.Array, abundance=None, sigma=None) -> jax.Array:
         """``log (1/(b-a)) ∫_a^b exp(-Σ_i w_i |k - r_i| - c0) dk`` with ``w_i = g_i / σ_i``,

@@ -9,6 +9,7 @@ Every data table is optional; with none the posterior is the uniform prior on th
     expression_model = "laplace"                 # or "capacity" (E-Flux with latent alpha)
     prior = "uniform"                            # or "parsimony": exp(-sum|v| / tau)
     start = "mode"                               # laplace + parsimony: around the MILP mode
+    units = "abundance"                          # laplace + parsimony: fluxes in abundance units
     scale_bounds = [1e-2, 1e6]                   # laplace: range of k (default: from data)
     labeling = "model.ftbl"                      # 13C data; its reactions named as the network's
     thermo = "ecoli_core"                        # second law on (v, ln c): feasible-chord sampler
@@ -23,7 +24,11 @@ Every data table is optional; with none the posterior is the uniform prior on th
 out of the internal cycles that fill a uniform prior's volume; with FALCON's likelihood it builds
 the posterior around its mode (:func:`bayesflux.models.expression_posterior`: ``k``'s range
 derived from the data, chains started dispersed around the mode unless ``start =
-"dispersed"``).
+"dispersed"``). There ``units = "abundance"`` (the default where the expression is the only
+data) samples the fluxes in abundance units, ``w = k v``, with the prior on ``w`` (see
+:mod:`bayesflux.models.expression_posterior`: a prior on ``v`` with ``k`` integrated out weighs
+flux shapes by a power of the polytope's dimension); ``units = "flux"`` (the default beside other
+data, which are in flux units) keeps ``v``.
 
 ``sampler = "hmc"`` (default): Hamiltonian Monte Carlo reflecting off the polytope's facets with
 adapted steps and mass matrix (:class:`bayesflux.infer.ReflectiveHMC`); hit-and-run Metropolis
@@ -104,6 +109,7 @@ def posterior_step(
     constraints: list[ConstraintTable] | None = None,
     prior: str = "uniform",
     start: str | None = None,
+    units: Literal["abundance", "flux"] | None = None,
     scale_bounds: list[float] | None = None,
     sampler: Literal["hmc", "metropolis", "slice"] = "hmc",
     num_chains: int = 4,
@@ -162,8 +168,21 @@ def posterior_step(
         terms.append(second_law)
     linear = linear_constraints(constraints)
     mode = None
+    if units not in (None, "abundance", "flux"):
+        raise ConfigError(f"posterior: units must be 'abundance' or 'flux', not {units!r}")
+    if units == "abundance" and terms:
+        raise ConfigError(
+            "posterior: units = 'abundance' needs the expression as the only data (the others "
+            "are in flux units); use units = 'flux'"
+        )
     if laplace is not None and prior == "parsimony" and scale_bounds is None:
-        posterior, mode = expression_posterior(network, *laplace, terms=terms, constraints=linear)
+        posterior, mode = expression_posterior(
+            network,
+            *laplace,
+            terms=terms,
+            constraints=linear,
+            units=units or ("flux" if terms else "abundance"),
+        )
     else:
         if laplace is not None:
             bounds = None if scale_bounds is None else tuple(map(float, scale_bounds))

@@ -23,6 +23,7 @@ from bayesflux.models import (
     expression_posterior,
     joint_polytope,
 )
+from bayesflux.sampling.polytope import LinearConstraint
 
 # a normal-quantile bound for MCSE tests: P(|Z| > 4) = 6e-5 per comparison under the CLT
 Z_BOUND = 4.0
@@ -243,7 +244,8 @@ def test_expression_posterior_mode_is_falcon_or_better(textbook, falcon_case):
     assert mode.attrs["objective"] <= float(result["objective"][0]) + 1e-6
     low, high = mode.attrs["scale_bounds"]
     assert low * 100 < mode.attrs["k"] < high / 100
-    v = mode["flux"].values
+    assert mode.attrs["units"] == "abundance"
+    v = mode["flux"].values / mode.attrs["k"]  # w = k v
     assert np.abs(textbook.S @ v).max() < 1e-8
     assert np.all(v >= textbook.lb - 1e-9) and np.all(v <= textbook.ub + 1e-9)
     assert isinstance(posterior.flux_prior, Parsimony)
@@ -338,7 +340,7 @@ def test_expression_mode_scale_whitens_the_posterior(textbook, falcon_case):
     stay inside the polytope's own extent; the relative error starts at its maximum likelihood,
     inside its prior range."""
     expression, std, _ = falcon_case
-    posterior, mode = expression_posterior(textbook, expression, std)
+    posterior, mode = expression_posterior(textbook, expression, std, units="flux")
     assert posterior.latent_names == ("expression_relative_error",)
     low, high = posterior.latents[0].lower, posterior.latents[0].upper
     assert low < mode.attrs["relative_error"] < high
@@ -363,7 +365,9 @@ def test_expression_mode_scale_with_falcons_scales_alone(textbook, falcon_case):
     """With ``relative_error=None`` (``ρ = 0``) the guess uses the abundances' median relative
     error ``σ_i / e_i``: positive and finite, and the rounding it gives can be built."""
     expression, std, _ = falcon_case
-    posterior, mode = expression_posterior(textbook, expression, std, relative_error=None)
+    posterior, mode = expression_posterior(
+        textbook, expression, std, relative_error=None, units="flux"
+    )
     assert posterior.latent_names == () and mode.attrs["relative_error"] == 0.0
     scale = mode["scale"].values
     assert np.all(np.isfinite(scale) & (scale > 0))
@@ -375,6 +379,65 @@ def test_expression_mode_scale_with_falcons_scales_alone(textbook, falcon_case):
     expected = relative * (np.sqrt(2.0) * np.abs(v) + np.median(moving))
     np.testing.assert_allclose(scale[: v.size], expected, rtol=1e-12)
     posterior.scale_rounding(scale, mode["start"].values)
+
+
+def test_abundance_units_density_is_laplace_of_w_with_the_prior_on_w(textbook, falcon_case):
+    """In abundance units the log density at ``(w, ρ, k)`` is, up to a constant, scipy's
+    ``Laplace(e_i; g_i(w), sqrt(σ_i² + ρ² e_i²))`` summed, ``-Σ|w|/τ`` with ``τ = Σ e_i``, and
+    the log-uniform priors ``-log ρ - log k`` (differences between two points compared, so the
+    constants cancel); a further term in flux units sees ``v = w / k``."""
+    expression, std, result = falcon_case
+    measured = FluxObservations(textbook, {"EX_glc__D_e": (-9.0, 0.5)})
+    posterior, mode = expression_posterior(textbook, expression, std, terms=[measured])
+    assert posterior.latent_names == ("expression_relative_error", "flux_scale")
+    term = posterior.terms[0]
+    tau = float(term.abundance.sum())
+    assert mode.attrs["parsimony_scale"] == pytest.approx(tau)
+    w = mode["flux"].values
+
+    def expected(rho: float, k: float) -> float:
+        g = np.abs(w) @ term.members.T
+        scale = np.sqrt(term.sigma**2 + (rho * term.abundance) ** 2)
+        glc = w[textbook.reaction_index["EX_glc__D_e"]] / k
+        return (
+            scipy.stats.laplace.logpdf(term.abundance, g, scale).sum()
+            + scipy.stats.norm.logpdf(glc, -9.0, 0.5)
+            - np.abs(w).sum() / tau
+            - np.log(rho)
+            - np.log(k)
+        )
+
+    def density(rho: float, k: float) -> float:
+        return float(posterior.log_density(jnp.asarray(np.concatenate([w, [rho, k]]))))
+
+    k = mode.attrs["k"]
+    np.testing.assert_allclose(
+        density(0.3, 2 * k) - density(0.7, k), expected(0.3, 2 * k) - expected(0.7, k), rtol=1e-9
+    )
+    # the bounds in flux units hold in every start: lb k <= w <= ub k
+    z = np.asarray(posterior.starts(mode["start"].values, 4, seed=1)["_flux_and_latents"])
+    x = posterior.polytope.v0 + z @ posterior.polytope.N.T  # (w, ρ, k) per chain
+    v = x[:, : textbook.n_reactions] / x[:, -1:]
+    assert np.all(v >= textbook.lb - 1e-9) and np.all(v <= textbook.ub + 1e-9)
+
+
+def test_abundance_units_scale_with_the_data(textbook, falcon_case):
+    """Abundances times ``c`` give the mode's ``w`` and the prior's ``τ`` times ``c`` (the
+    units are the data's) and the same relative error; bad options are refused by name."""
+    expression, std, _ = falcon_case
+    _, mode = expression_posterior(textbook, expression, std)
+    c = 37.0
+    _, scaled = expression_posterior(
+        textbook, {g: c * x for g, x in expression.items()}, {g: c * x for g, x in std.items()}
+    )
+    np.testing.assert_allclose(scaled["flux"].values, c * mode["flux"].values, rtol=1e-6, atol=1e-9)
+    assert scaled.attrs["parsimony_scale"] == pytest.approx(c * mode.attrs["parsimony_scale"])
+    assert scaled.attrs["relative_error"] == pytest.approx(mode.attrs["relative_error"], rel=1e-4)
+    with pytest.raises(ConfigError, match="units"):
+        expression_posterior(textbook, expression, std, units="moles")
+    fixed = LinearConstraint({"PGK": 1.0}, -5.0, -5.0)
+    with pytest.raises(ConfigError, match="fixes a flux scale"):
+        expression_posterior(textbook, expression, std, constraints=[fixed])
 
 
 @pytest.mark.slow

@@ -66,6 +66,22 @@ def test_ecoli_core_table_is_cycle_consistent_and_rank_deficient():
     assert t.lnc_lb[i] == t.lnc_ub[i] == 0.0
 
 
+def test_fixed_only_reactions_left_free():
+    """H2Ot moves water between two fixed activities (ΔrG = ΔrG'0 = 0 always): under the second
+    law it stops and thermodynamic FBA on the example's bounds grows at 0.38 1/h; left off
+    (include_fixed=False, nothing else changes) growth is FBA's 0.83 1/h again."""
+    from bayesflux import datasets
+
+    net = datasets.load("textbook").with_bounds(
+        {"EX_glc__D_e": (-10.0, 1000.0), "EX_o2_e": (-20.0, 1000.0)}
+    )
+    stopped, free = thermo.ecoli_core(net), thermo.ecoli_core(net, include_fixed=False)
+    assert set(stopped.reactions) - set(free.reactions) == {"H2Ot"}
+    assert set(free.reactions) < set(stopped.reactions)
+    assert thermo.tfba(stopped)[0] == pytest.approx(0.3835, abs=1e-3)
+    assert thermo.tfba(free)[0] == pytest.approx(0.8326, abs=1e-3)
+
+
 def test_wide_bounds_cover_every_metabolite():
     t = thermo.ecoli_core(bounds="wide", wide_half_width=20.0)
     assert np.all(t.lnc_lb == -20.0) and np.all(t.lnc_ub == 20.0)
