@@ -18,7 +18,7 @@ from bayesflux.models.enzyme_posterior import (
     enzyme_posterior,
     simulate_enzyme_data,
 )
-from bayesflux.models.expression_posterior import expression_posterior
+from bayesflux.models.expression_posterior import FluxScale, expression_posterior
 from bayesflux.models.posterior import Coupling, FluxPosterior, Latent, joint_polytope
 from bayesflux.models.priors import Parsimony
 from bayesflux.models.terms import (
@@ -30,7 +30,13 @@ from bayesflux.models.terms import (
     Labeling13C,
     exchange_latent,
 )
-from bayesflux.models.thermodynamics import Thermodynamics, sample_thermodynamic
+from bayesflux.models.thermodynamics import (
+    SimulatedThermoData,
+    Thermodynamics,
+    curvature_rounding,
+    sample_thermodynamic,
+    simulate_thermodynamic_data,
+)
 
 __all__ = [
     "XCH_PRIORS",
@@ -41,15 +47,19 @@ __all__ = [
     "ExpressionLaplace",
     "FluxObservations",
     "FluxPosterior",
+    "FluxScale",
     "Labeling13C",
     "Latent",
     "Parsimony",
     "SimulatedEnzymeData",
+    "SimulatedThermoData",
     "Thermodynamics",
     "enzyme_posterior",
+    "curvature_rounding",
     "exchange_latent",
     "expression_posterior",
     "joint_polytope",
     "sample_thermodynamic",
     "simulate_enzyme_data",
+    "simulate_thermodynamic_data",
 ]
