@@ -39,7 +39,18 @@ trend) in a respiratory region: ethanol 1.5 [0.05, 5.1] against 23.8 measured, r
 covered 4/7, max R-hat 1.61 (61 % of moving fluxes above 1.01), median bulk ESS 310, 2774 s: the
 mode is not where this posterior's mass lies. With FALCON's scales alone (``--fixed-scales``)
 they stay fermentative (ethanol 26.7 [26.4, 27.0]), r 0.987, covered 2/7, but are still climbing
-from the mode (log density -5490 to -5375 over the run; max R-hat 2.84), 2386 s.
+from the mode (log density -5490 to -5375 over the run; max R-hat 2.84), 2386 s. Those runs had
+the parsimony prior on ``v`` with ``k`` integrated out (now ``--units flux``), which weighs each
+flux shape by ``(Σ|w|)^-d``; see :mod:`bayesflux.models.expression_posterior`.
+
+In abundance units (the default since 2026-12-08; a prototype driver of the same model with the
+same settings, 4 chains, ``--tune-rounds 2 --tune-draws 100 --warmup 300 --draws 300``, a loaded
+machine): the chains stay fermentative, ``r=0.989 covered=3/7 max_rhat=2.145 min_ess_bulk=5
+time_s=1909``; ethanol 26.7 [25.4, 27.4], CO2 28.9 [28.0, 29.6], glycerol 0.43 [0.09, 0.78]
+against 23.8, 22.7, 3.54; ``ρ`` 1.23 [1.09, 1.41]; step size 0.003, about 240 leapfrog steps and
+120 reflections per iteration. A Student-t (ν = 4) likelihood gave the same (r 0.990, R-hat 2.12,
+step size 0.003). The slowest fluxes are internal cycles with expressed enzymes (the methionine
+cycle: chain means 38-146) and CO2/bicarbonate.
 """
 
 from __future__ import annotations
