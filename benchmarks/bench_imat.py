@@ -1,8 +1,8 @@
 """iMAT and GIMME on Yeast 5.21 (HC) with the Lee et al. 2012 75% data, timed.
 
 Run: ``python benchmarks/bench_imat.py [--time-limit 120] [--cases high-75 ...] [--rounds 3]``.
-Reference (issue 3): dexom-python's iMAT with HiGHS 2.2 s on Yeast 5.21 HC 75 %; GLPK-based tools find
-nothing in 500 s. dexom-python needs Python < 3.11 and cannot be installed beside bayesflux
+Reference (issue 3): dexom-python's iMAT with HiGHS 2.2 s on Yeast 5.21 HC 75 %; GLPK-based
+tools find nothing in 500 s. dexom-python needs Python < 3.11 and cannot be installed beside bayesflux
 (Python 3.12), so it is not timed here. Instead each case is also solved as an independent MILP
 written here (dexom's formulation: one activity binary per direction of a highly expressed
 reaction, one per lowly expressed reaction, indicator rows with the flux bounds as big-M) through
