@@ -1,14 +1,14 @@
 """iMAT and GIMME on Yeast 5.21 (HC) with the Lee et al. 2012 75% data, timed.
 
 Run: ``python benchmarks/bench_imat.py [--time-limit 120] [--cases high-75 ...] [--rounds 3]``.
-Reference (issue 3): dexom-python's iMAT with HiGHS 2.2 s on Yeast 5.21 HC 75 %; GLPK-based
-tools find nothing in 500 s. dexom-python needs Python < 3.11 and cannot be installed beside bayesflux
+Reference (issue 3): dexom-python's iMAT with HiGHS 2.2 s on Yeast 5.21 HC 75 %; GLPK-based tools
+find nothing in 500 s. dexom-python needs Python < 3.11 and cannot be installed beside bayesflux
 (Python 3.12), so it is not timed here. Instead each case is also solved as an independent MILP
 written here (dexom's formulation: one activity binary per direction of a highly expressed
 reaction, one per lowly expressed reaction, indicator rows with the flux bounds as big-M) through
 ``scipy.optimize.milp`` with HiGHS's default options, and its optimum must equal ours. Also prints
-the Pearson r of the 7 exchange fluxes (scaled to the measured glucose uptake) as in seed 003
-Table 1.
+the Pearson r of the 7 exchange fluxes (scaled to the measured glucose uptake) as in seed 003 Table
+1.
 
 Measured (2026-12-08, 2-core machine, ``python benchmarks/bench_imat.py --cases high-75
 high-85``, medians of 3 interleaved rounds): iMAT 1.86 s (HC 75 %) and 1.45 s (HC 85 %) against
